@@ -1,0 +1,36 @@
+"""The one exception tree of aiocache_ext: every error names its cause and a fix."""
+
+from __future__ import annotations
+
+
+class AiocacheExtError(Exception):
+    """Root of every error raised by aiocache_ext."""
+
+
+class KeyBuilderError(AiocacheExtError, TypeError):
+    """A cache key cannot be built from a call's arguments.
+
+    A ``TypeError`` too, so code that guards a call against bad arguments keeps working.
+    """
+
+
+class UnstableKeyError(KeyBuilderError):
+    """An argument's only text form is per-object (``<Foo object at 0x...>``).
+
+    Such an argument would give every call a new key: a cache that never hits and
+    grows without bound. It is refused instead of being cached silently.
+    """
+
+    def __init__(self, func_name: str, arg_name: str, arg_type: type) -> None:
+        self.func_name = func_name
+        self.arg_name = arg_name
+        self.arg_type = arg_type
+        type_name = f"{arg_type.__module__}.{arg_type.__qualname__}"
+        super().__init__(
+            f"cannot build a stable cache key for {func_name}(): argument {arg_name!r} "
+            f"of type {type_name} has no stable text form (its repr names a memory "
+            f"address, so every call would get a new key). HINT: leave it out of the key "
+            f"with KeyBuilder(ignore_args=({arg_name!r},)) or "
+            f"KeyBuilder(ignore_types=({arg_type.__qualname__},)), or give "
+            f"{arg_type.__qualname__} a __repr__ or __str__ that depends only on its value."
+        )

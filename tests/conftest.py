@@ -1,0 +1,144 @@
+"""Fixtures: real redis-server / memcached processes and the backend matrix.
+
+``cache`` is parametrised over memory, Redis and memcached, so a behaviour test written
+once runs on all three. The servers are session-scoped and flushed after each test;
+fault tests take a server of their own from ``redis_factory``/``memcached_factory``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiocache import Cache
+from aiocache.base import BaseCache
+
+from .servers import MemcachedServer, RedisServer, Server
+
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+    pytest.param("memcached", id="memcached", marks=pytest.mark.memcached),
+]
+
+_STARTED: list[Server] = []
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Last resort (interrupted run): end every server this process started, by PID."""
+    for server in _STARTED:
+        server.kill()
+
+
+def _start(server: Server) -> Server:
+    _STARTED.append(server)
+    server.start()
+    return server
+
+
+def _flush(server: Server, command: bytes) -> None:
+    if server.process is None or server.process.poll() is not None:
+        return
+    server.resume()
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(command)
+        sock.recv(64)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    _start(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[MemcachedServer]:
+    server = MemcachedServer()
+    _start(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[[], RedisServer]]:
+    """Fresh redis-servers for tests that stop, kill or pause them."""
+    servers: list[Server] = []
+
+    def make() -> RedisServer:
+        server = RedisServer()
+        servers.append(_start(server))
+        return server
+
+    yield make
+    for server in servers:
+        server.kill()
+
+
+@pytest.fixture
+def memcached_factory() -> Iterator[Callable[[], MemcachedServer]]:
+    servers: list[Server] = []
+
+    def make() -> MemcachedServer:
+        server = MemcachedServer()
+        servers.append(_start(server))
+        return server
+
+    yield make
+    for server in servers:
+        server.kill()
+
+
+def make_cache(backend: str, request: pytest.FixtureRequest, **kwargs: Any) -> BaseCache:
+    """An aiocache cache of ``backend`` on the session's servers."""
+    if backend == "memory":
+        return Cache(Cache.MEMORY, **kwargs)
+    if backend == "redis":
+        server: Server = request.getfixturevalue("redis_server")
+        return Cache(Cache.REDIS, endpoint=server.host, port=server.port, **kwargs)
+    if backend == "memcached":
+        server = request.getfixturevalue("memcached_server")
+        return Cache(Cache.MEMCACHED, endpoint=server.host, port=server.port, **kwargs)
+    raise ValueError(backend)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The backend name; the servers it uses are flushed after the test."""
+    name: str = request.param
+    yield name
+    if name == "redis":
+        _flush(request.getfixturevalue("redis_server"), b"FLUSHALL\r\n")
+    elif name == "memcached":
+        _flush(request.getfixturevalue("memcached_server"), b"flush_all\r\n")
+
+
+@pytest.fixture
+async def cache_factory(
+    backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[..., BaseCache]]:
+    """Build caches of the test's backend with any aiocache options; closed afterwards."""
+    made: list[BaseCache] = []
+
+    def factory(**kwargs: Any) -> BaseCache:
+        made.append(make_cache(backend, request, **kwargs))
+        return made[-1]
+
+    yield factory
+    for cache in made:
+        await cache.close()
+
+
+@pytest.fixture
+def cache(cache_factory: Callable[..., BaseCache]) -> BaseCache:
+    """A ready cache of the test's backend, namespace ``test``."""
+    return cache_factory(namespace="test")

@@ -1,0 +1,158 @@
+"""Real redis-server and memcached processes owned by the tests.
+
+Each server runs on a free 127.0.0.1 port with no persistence, and exposes the faults
+that later tests inject: stop, kill, pause (SIGSTOP), resume and restart on the same
+port. Processes are ended by their own PID, never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+
+START_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name) or (
+        f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None
+    )
+    if path is None:
+        raise RuntimeError(
+            f"{name} not found: run the README's test command (scripts/test), which installs it, "
+            f"or install the Debian package {name if name == 'memcached' else 'redis-server'}"
+        )
+    return path
+
+
+class Server:
+    """A server process on a fixed port, restartable on that same port."""
+
+    name = "server"
+    host = "127.0.0.1"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def ping(self, sock: socket.socket) -> bool:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} is not running"
+        return self.process.pid
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.process = subprocess.Popen(
+            list(self.command()), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"{self.name} exited at start on port {self.port}: {err}")
+            if self.answers(timeout=0.2):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} did not answer on port {self.port} in {timeout}s")
+
+    def answers(self, timeout: float = 0.5) -> bool:
+        """True when the server replies to its health command within ``timeout``."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
+                sock.settimeout(timeout)
+                return self.ping(sock)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM), waiting for the process to exit."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Abrupt stop (SIGKILL): connections are reset, nothing is flushed."""
+        self._end(signal.SIGKILL)
+
+    def pause(self) -> None:
+        """SIGSTOP: the port stays open but nothing answers (a black-holed server)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Start again on the same port, after a stop or kill (or from running)."""
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+        self.start()
+
+    def _end(self, sig: signal.Signals) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.kill(process.pid, signal.SIGCONT)  # a paused process cannot handle SIGTERM
+            os.kill(process.pid, sig)
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        if process.stderr:
+            process.stderr.close()
+
+    def __repr__(self) -> str:
+        pid = self.process.pid if self.process else None
+        return f"<{type(self).__name__} {self.host}:{self.port} pid={pid}>"
+
+
+class RedisServer(Server):
+    name = "redis-server"
+
+    def command(self) -> Sequence[str]:
+        return [
+            _binary("redis-server"),
+            "--port", str(self.port), "--bind", self.host,
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--protected-mode", "no", "--loglevel", "warning", "--dir", "/tmp",
+        ]  # fmt: skip
+
+    def ping(self, sock: socket.socket) -> bool:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+
+
+class MemcachedServer(Server):
+    name = "memcached"
+
+    def command(self) -> Sequence[str]:
+        cmd = [_binary("memcached"), "-l", self.host, "-p", str(self.port), "-U", "0", "-m", "256"]
+        if os.geteuid() == 0:
+            cmd += ["-u", "root"]  # memcached refuses to run as root without it
+        return cmd
+
+    def ping(self, sock: socket.socket) -> bool:
+        sock.sendall(b"version\r\n")
+        return sock.recv(64).startswith(b"VERSION")
