@@ -1,0 +1,22 @@
+"""The public names: importable from ``aiocache_ext``, listed once, sorted."""
+
+from __future__ import annotations
+
+import types
+
+import aiocache_ext
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert aiocache_ext.__all__ == sorted(aiocache_ext.__all__)
+    public = {
+        name
+        for name, value in vars(aiocache_ext).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(aiocache_ext.__all__)
+
+
+def test_spec_names_are_exported() -> None:
+    for name in ("KeyBuilder", "key_builder"):
+        assert getattr(aiocache_ext, name) is not None
