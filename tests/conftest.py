@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiocache import Cache
@@ -25,6 +25,7 @@ BACKENDS = [
 ]
 
 _STARTED: list[Server] = []
+ServerT = TypeVar("ServerT", bound=Server)
 
 
 @atexit.register
@@ -69,33 +70,30 @@ def memcached_server() -> Iterator[MemcachedServer]:
         server.stop()
 
 
-@pytest.fixture
-def redis_factory() -> Iterator[Callable[[], RedisServer]]:
-    """Fresh redis-servers for tests that stop, kill or pause them."""
-    servers: list[Server] = []
+def _factory(kind: type[ServerT]) -> Iterator[Callable[[], ServerT]]:
+    """Fresh servers of ``kind`` for one test, killed at its end."""
+    servers: list[ServerT] = []
 
-    def make() -> RedisServer:
-        server = RedisServer()
-        servers.append(_start(server))
-        return server
+    def make() -> ServerT:
+        servers.append(kind())
+        _start(servers[-1])
+        return servers[-1]
 
     yield make
     for server in servers:
         server.kill()
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[[], RedisServer]]:
+    """Fresh redis-servers for tests that stop, kill or pause them."""
+    yield from _factory(RedisServer)
 
 
 @pytest.fixture
 def memcached_factory() -> Iterator[Callable[[], MemcachedServer]]:
-    servers: list[Server] = []
-
-    def make() -> MemcachedServer:
-        server = MemcachedServer()
-        servers.append(_start(server))
-        return server
-
-    yield make
-    for server in servers:
-        server.kill()
+    """Fresh memcached servers for tests that stop, kill or pause them."""
+    yield from _factory(MemcachedServer)
 
 
 def make_cache(backend: str, request: pytest.FixtureRequest, **kwargs: Any) -> BaseCache:
