@@ -1,17 +1,29 @@
 """aiocache_ext: response and value caching for FastAPI / Starlette, as an add-on over aiocache."""
 
 from .exceptions import AiocacheExtError as AiocacheExtError
+from .exceptions import CodecUnavailableError as CodecUnavailableError
 from .exceptions import KeyBuilderError as KeyBuilderError
+from .exceptions import SerializerError as SerializerError
+from .exceptions import SignatureError as SignatureError
 from .exceptions import UnstableKeyError as UnstableKeyError
+from .exceptions import ValueTooLargeError as ValueTooLargeError
 from .keys import KeyBuilder as KeyBuilder
 from .keys import key_builder as key_builder
+from .serializers import Codec as Codec
+from .serializers import CompressionSerializer as CompressionSerializer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AiocacheExtError",
+    "Codec",
+    "CodecUnavailableError",
+    "CompressionSerializer",
     "KeyBuilder",
     "KeyBuilderError",
+    "SerializerError",
+    "SignatureError",
     "UnstableKeyError",
+    "ValueTooLargeError",
     "key_builder",
 ]

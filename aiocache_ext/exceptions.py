@@ -34,3 +34,33 @@ class UnstableKeyError(KeyBuilderError):
             f"KeyBuilder(ignore_types=({arg_type.__qualname__},)), or give "
             f"{arg_type.__qualname__} a __repr__ or __str__ that depends only on its value."
         )
+
+
+class SerializerError(AiocacheExtError, ValueError):
+    """A stored value cannot be read back: corrupt, truncated, foreign, too large or
+    wrongly signed. aiocache's ``cached`` treats it as a miss.
+    """
+
+
+class SignatureError(SerializerError):
+    """With ``secret=``: the value is unsigned, tampered with, or signed with another key.
+
+    Raised before any byte of the value is decompressed or unpickled.
+    """
+
+
+class ValueTooLargeError(SerializerError):
+    """The value would decompress past ``max_size`` (a decompression bomb, or a limit set
+    too low for the data)."""
+
+
+class CodecUnavailableError(AiocacheExtError, ImportError):
+    """A codec whose extra is not installed was asked for."""
+
+    def __init__(self, codec: str, extra: str) -> None:
+        self.codec = codec
+        self.extra = extra
+        super().__init__(
+            f"codec {codec!r} needs an optional dependency. "
+            f"HINT: pip install 'aiocache-ext[{extra}]'"
+        )
