@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import redis
+
+from .servers import RedisServer, free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -28,3 +34,31 @@ def test_demo_shows_miss_then_hit() -> None:
         ("/plain/ada", "MISS"),
     ], result.stdout
     assert "two calls, endpoint runs: 1" in result.stdout
+
+
+def run_dataframe_example(redis_port: int) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "dataframe.py")],
+        env={**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "round trip OK" in result.stdout, result.stdout
+    return result.stdout
+
+
+@pytest.mark.redis
+def test_dataframe_example_on_redis(redis_server: RedisServer) -> None:
+    output = run_dataframe_example(redis_server.port)
+    assert f"caching in Redis on 127.0.0.1:{redis_server.port}" in output
+    client = redis.Redis(port=redis_server.port)
+    try:
+        assert client.exists("dev:key") == 1
+    finally:
+        client.close()
+
+
+def test_dataframe_example_without_redis() -> None:
+    assert "caching in memory" in run_dataframe_example(free_port())
