@@ -1,5 +1,6 @@
 """aiocache_ext: response and value caching for FastAPI / Starlette, as an add-on over aiocache."""
 
+from .decorators import vary_on_headers as vary_on_headers
 from .exceptions import AiocacheExtError as AiocacheExtError
 from .exceptions import CodecUnavailableError as CodecUnavailableError
 from .exceptions import KeyBuilderError as KeyBuilderError
@@ -26,4 +27,5 @@ __all__ = [
     "UnstableKeyError",
     "ValueTooLargeError",
     "key_builder",
+    "vary_on_headers",
 ]

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +24,15 @@ from starlette.responses import Response
 
 from .exceptions import UnstableKeyError
 
-__all__ = ["DEFAULT_IGNORE_ARGS", "DEFAULT_IGNORE_TYPES", "KeyBuilder", "key_builder"]
+__all__ = [
+    "DEFAULT_IGNORE_ARGS",
+    "DEFAULT_IGNORE_TYPES",
+    "KeyBuilder",
+    "escape",
+    "key_builder",
+    "shorten",
+    "vary_suffix",
+]
 
 #: Left out of every key: they describe the transport, not the result.
 #: ``HTTPConnection`` covers both ``Request`` and ``WebSocket``.
@@ -185,12 +193,37 @@ class KeyBuilder:
         return result
 
     def _fit(self, text: str) -> str:
-        """Escape to printable ASCII and shorten to ``max_length`` with a digest."""
-        key = quote(text, safe=_SAFE, errors="surrogatepass")
-        if len(key) <= self.max_length:
-            return key
-        digest = hashlib.blake2b(key.encode("ascii"), digest_size=_DIGEST_CHARS // 2).hexdigest()
-        return f"{key[: self.max_length - _DIGEST_CHARS - 1]}#{digest}"
+        return shorten(escape(text), self.max_length)
+
+
+def escape(text: str) -> str:
+    """Printable ASCII without spaces, reversibly (%XX): valid on every backend."""
+    return quote(text, safe=_SAFE, errors="surrogatepass")
+
+
+def shorten(key: str, max_length: int) -> str:
+    """``key`` if it fits, else its readable start, ``#`` and a digest of all of it."""
+    if len(key) <= max_length:
+        return key
+    digest = hashlib.blake2b(key.encode(errors="surrogatepass"), digest_size=_DIGEST_CHARS // 2)
+    return f"{key[: max(0, max_length - _DIGEST_CHARS - 1)]}#{digest.hexdigest()}"
+
+
+#: The key part that ``vary_on_headers`` appends stays this short (a digest past it),
+#: so that a base key of up to 200 characters still fits memcached with a namespace.
+VARY_SUFFIX_MAX = 40
+
+
+def vary_suffix(values: Sequence[tuple[str, str | None]]) -> str:
+    """The key part for normalised request header values (``None``: header absent).
+
+    Absent and empty headers give different parts, and every header is delimited, so
+    different header sets never collide.
+    """
+    text = ";".join(
+        f"{name.lower()}={'-' if value is None else repr(value)}" for name, value in values
+    )
+    return shorten(f"|vary:{escape(text)}", VARY_SUFFIX_MAX)
 
 
 #: The ready key builder: ``cached(key_builder=key_builder)``.

@@ -1,0 +1,50 @@
+"""Parameters added to an endpoint's visible signature for FastAPI.
+
+FastAPI reads ``__signature__`` to decide what to inject. A decorator that needs the
+``Request`` (or the sub-``Response`` whose headers FastAPI merges into the response it
+builds) adds keyword-only parameters there, and pops them before calling the endpoint,
+which never sees them. FastAPI passes the request to one parameter only, so when the
+endpoint already declares one, the decorator reads that one instead of adding its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+
+class EndpointSignature:
+    """An endpoint's signature with annotations resolved, plus the parameters we add."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        signature = inspect.signature(func)
+        try:  # string annotations resolve in the endpoint's module, not in ours
+            hints = typing.get_type_hints(inspect.unwrap(func), include_extras=True)
+        except Exception:  # unresolvable names: let FastAPI try, as without us
+            hints = {}
+        self._params = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in signature.parameters.values()
+        ]
+        self._added: list[inspect.Parameter] = []
+
+    def parameter_for(self, kind: type, fallback_name: str) -> tuple[str, bool]:
+        """The name of the endpoint's parameter annotated ``kind`` (or a subclass), or
+        ``fallback_name`` added as keyword-only; the flag says whether it was added."""
+        for param in self._params:
+            annotation = param.annotation
+            if isinstance(annotation, type) and issubclass(annotation, kind):
+                return param.name, False
+        self._added.append(
+            inspect.Parameter(
+                fallback_name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind
+            )
+        )
+        return fallback_name, True
+
+    def signature(self) -> inspect.Signature:
+        variadic = [p for p in self._params if p.kind is inspect.Parameter.VAR_KEYWORD]
+        others = [p for p in self._params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        return inspect.Signature([*others, *self._added, *variadic])

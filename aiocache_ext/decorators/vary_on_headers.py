@@ -1,0 +1,98 @@
+"""``vary_on_headers``: one cache entry per representation, over aiocache's ``cached``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiocache.base import BaseCache
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from .._log import log_once
+from ..http.vary import merge_vary, normalize_header_value
+from ..keys import vary_suffix
+from ._key_scope import install, key_scope
+from ._signature import EndpointSignature
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+#: Parameters added to the endpoint's visible signature, popped before calling it.
+REQUEST_PARAM = "aiocache_ext_request"
+RESPONSE_PARAM = "aiocache_ext_response"
+
+
+def vary_on_headers(*header_names: str) -> Callable[[F], F]:
+    """Keep one cache entry per normalised value of each listed request header.
+
+    Goes directly above ``@cached(...)`` or ``@stream_cached(...)``, with any key
+    builder. The request is found among the arguments, or (FastAPI) injected through
+    the signature without the endpoint declaring it. Responses carry ``Vary`` listing
+    the headers, on hits and misses alike.
+    """
+    names = tuple(dict.fromkeys(name.strip() for name in header_names if name.strip()))
+    if not names:
+        raise ValueError("vary_on_headers needs at least one header name, e.g. 'Accept'")
+
+    def decorate(func: F) -> F:
+        cache = getattr(func, "cache", None)
+        if not isinstance(cache, BaseCache):
+            raise TypeError(
+                f"vary_on_headers must stand directly above @cached(...) or "
+                f"@stream_cached(...); {func!r} has no aiocache cache. HINT: order the "
+                f"decorators as @router.get(...), @vary_on_headers(...), @cached(...)"
+            )
+        install(cache)
+        signature = EndpointSignature(func)
+        request_name, request_added = signature.parameter_for(Request, REQUEST_PARAM)
+        response_name, response_added = signature.parameter_for(Response, RESPONSE_PARAM)
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = _take(kwargs, request_name, request_added)
+            if request is None:
+                request = _find_request(args, kwargs)
+            sub_response = _take(kwargs, response_name, response_added)
+            if request is None:
+                log_once(
+                    logger,
+                    f"no-request:{func.__qualname__}",
+                    "vary_on_headers skipped route=%s reason=no-request-argument",
+                    func.__qualname__,
+                )
+                return await func(*args, **kwargs)
+            values = [(n, normalize_header_value(n, request.headers.getlist(n))) for n in names]
+            with key_scope(cache, vary_suffix(values)):
+                result = await func(*args, **kwargs)
+            _add_vary(result if isinstance(result, Response) else sub_response, names)
+            return result
+
+        wrapper.__signature__ = signature.signature()  # type: ignore[attr-defined]
+        wrapper.cache = cache  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _take(kwargs: dict[str, Any], name: str, added: bool) -> Any:
+    """Our own parameter is removed before the endpoint call; the endpoint's is kept."""
+    return kwargs.pop(name, None) if added else kwargs.get(name)
+
+
+def _find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, HTTPConnection):
+            return value
+    return None
+
+
+def _add_vary(response: Response | None, names: tuple[str, ...]) -> None:
+    if response is None:
+        return
+    merged = merge_vary(response.headers.getlist("vary"), names)
+    del response.headers["vary"]
+    response.headers["vary"] = merged
