@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from aiocache import Cache
+from aiocache import Cache, cached
 from aiocache.base import BaseCache
 
+from .helpers import same_server
 from .servers import MemcachedServer, RedisServer, Server
 
 BACKENDS = [
@@ -134,6 +135,21 @@ async def cache_factory(
     yield factory
     for cache in made:
         await cache.close()
+
+
+@pytest.fixture
+async def cached_here(cache: BaseCache) -> AsyncIterator[Callable[..., cached]]:
+    """``cached(...)`` with the test's backend and server filled in; closed afterwards."""
+    made: list[cached] = []
+
+    def factory(decorator: type[cached] = cached, **kwargs: Any) -> cached:
+        made.append(decorator(cache=type(cache), **same_server(cache), **kwargs))
+        return made[-1]
+
+    yield factory
+    for decorator in made:
+        if decorator.cache is not None:
+            await decorator.cache.close()
 
 
 @pytest.fixture

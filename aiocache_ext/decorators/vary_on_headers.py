@@ -60,7 +60,7 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
             if request is None:
                 log_once(
                     logger,
-                    f"no-request:{func.__qualname__}",
+                    f"no-request:{id(wrapper)}",
                     "vary_on_headers skipped route=%s reason=no-request-argument",
                     func.__qualname__,
                 )
