@@ -1,5 +1,6 @@
 """aiocache_ext: response and value caching for FastAPI / Starlette, as an add-on over aiocache."""
 
+from .decorators import stream_cached as stream_cached
 from .decorators import vary_on_headers as vary_on_headers
 from .exceptions import AiocacheExtError as AiocacheExtError
 from .exceptions import CodecUnavailableError as CodecUnavailableError
@@ -27,5 +28,6 @@ __all__ = [
     "UnstableKeyError",
     "ValueTooLargeError",
     "key_builder",
+    "stream_cached",
     "vary_on_headers",
 ]

@@ -1,3 +1,4 @@
 """Decorators for routes and functions: aiocache hooks plus Starlette/FastAPI glue."""
 
+from .stream_cached import stream_cached as stream_cached
 from .vary_on_headers import vary_on_headers as vary_on_headers

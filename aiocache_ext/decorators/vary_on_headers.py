@@ -66,7 +66,7 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
                 )
                 return await func(*args, **kwargs)
             values = [(n, normalize_header_value(n, request.headers.getlist(n))) for n in names]
-            with key_scope(cache, vary_suffix(values)):
+            with key_scope(cache, vary_suffix(values), tuple(n.lower() for n in names)):
                 result = await func(*args, **kwargs)
             _add_vary(result if isinstance(result, Response) else sub_response, names)
             return result

@@ -1,0 +1,274 @@
+"""``stream_cached``: aiocache's ``cached`` for routes, ``StreamingResponse`` included."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+from aiocache import Cache, cached, caches
+from aiocache.base import SENTINEL, BaseCache
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from .._log import log_once
+from ..http.etag import if_none_match_matches, not_modified_headers
+from ..http.policy import age, client_cache_control, request_policy
+from ..streaming.format import Manifest
+from ..streaming.reader import DEFAULT_BATCH, SegmentReader
+from ..streaming.responses import RawHeaders, ReplayResponse, StoringResponse, storable_check
+from ..streaming.store import SegmentStore
+from ..streaming.writer import StreamWriter
+from ._key_scope import install, scoped_key, varied_headers
+from ._signature import EndpointSignature
+from .vary_on_headers import REQUEST_PARAM
+
+logger = logging.getLogger(__name__)
+
+KiB, MiB = 1024, 1024 * 1024
+
+
+class stream_cached(cached):  # type: ignore[misc]
+    """Cache a route's response, streamed or not, and replay it with HTTP semantics.
+
+    Takes every argument of ``aiocache.cached`` (and a ready cache instance as ``cache``).
+    A ``Response`` the endpoint returns is sent as it is produced and stored on the way;
+    the entry becomes visible only once the whole body is stored. Other return values
+    behave exactly as under ``cached``. Options:
+
+    - ``segment_size``: body bytes per stored item (default 256 KiB, well under
+      memcached's 1 MB); ``max_size``: bodies past it are sent but not stored;
+    - ``header_name``: ``X-Cache: HIT|MISS`` (``None`` to leave it out);
+    - ``statuses``, ``allow_private``, ``allow_set_cookie``, ``allow_authorized``,
+      ``honor_no_store``: the shared-cache rules of ``aiocache_ext.http.policy``;
+    - ``client_max_age``: tell clients ``max-age=<remaining ttl>`` instead of ``no-cache``;
+    - ``lock_timeout``: how long concurrent misses wait for the first one (seconds).
+    """
+
+    def __init__(
+        self,
+        ttl: Any = SENTINEL,
+        key: str | None = None,
+        namespace: str | None = None,
+        key_builder: Callable[..., str] | None = None,
+        skip_cache_func: Callable[[Any], bool] = lambda x: False,
+        cache: Any = Cache.MEMORY,
+        serializer: Any = None,
+        plugins: Any = None,
+        alias: str | None = None,
+        noself: bool = False,
+        *,
+        segment_size: int = 256 * KiB,
+        max_size: int = 256 * MiB,
+        header_name: str | None = "X-Cache",
+        statuses: Collection[int] = (200,),
+        allow_private: bool = False,
+        allow_set_cookie: bool = False,
+        allow_authorized: bool = False,
+        honor_no_store: bool = True,
+        client_max_age: bool = False,
+        lock_timeout: float = 30.0,
+        read_batch: int = DEFAULT_BATCH,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            ttl=ttl, key=key, namespace=namespace, key_builder=key_builder,
+            skip_cache_func=skip_cache_func, cache=cache, serializer=serializer,
+            plugins=plugins, alias=alias, noself=noself, **kwargs,
+        )  # fmt: skip
+        if segment_size <= 0 or max_size < 0:
+            raise ValueError("segment_size must be positive and max_size not negative")
+        self.segment_size = int(segment_size)
+        self.max_size = int(max_size)
+        self.header_name = header_name.lower().encode("latin-1") if header_name else None
+        self.allow_authorized = allow_authorized
+        self.honor_no_store = honor_no_store
+        self.client_max_age = client_max_age
+        self.lock_timeout = lock_timeout
+        self.read_batch = read_batch
+        self._storable = storable_check(frozenset(statuses), allow_private, allow_set_cookie)
+        self._flights: dict[Any, tuple[asyncio.Event, float]] = {}
+        self._request_param = (REQUEST_PARAM, True)
+
+    def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(self._cache, BaseCache):
+            self.cache = self._cache
+        elif self.alias:
+            self.cache = caches.get(self.alias)
+        else:
+            self.cache = Cache(
+                self._cache, serializer=self._serializer, namespace=self._namespace,
+                plugins=self._plugins, **self._kwargs,
+            )  # fmt: skip
+        install(self.cache)
+        self._store = SegmentStore(self.cache)
+        signature = EndpointSignature(f)
+        self._request_param = signature.parameter_for(Request, REQUEST_PARAM)
+
+        @functools.wraps(f)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await self.decorator(f, *args, **kwargs)
+
+        wrapper.cache = self.cache  # type: ignore[attr-defined]
+        wrapper.__signature__ = signature.signature()  # type: ignore[attr-defined]
+        return wrapper
+
+    async def decorator(
+        self,
+        f: Callable[..., Any],
+        *args: Any,
+        cache_read: bool = True,
+        cache_write: bool = True,
+        aiocache_wait_for_write: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        name, added = self._request_param
+        request = kwargs.pop(name, None) if added else kwargs.get(name)
+        if request is None:
+            request = next(
+                (a for a in (*args, *kwargs.values()) if isinstance(a, HTTPConnection)), None
+            )
+        if not isinstance(request, Request):  # a plain function call: exactly ``cached``
+            return await super().decorator(
+                f, *args, cache_read=cache_read, cache_write=cache_write,
+                aiocache_wait_for_write=aiocache_wait_for_write, **kwargs,
+            )  # fmt: skip
+
+        policy = request_policy(
+            request.method,
+            request.headers.getlist("cache-control"),
+            request.headers.getlist("pragma"),
+            authorization="authorization" in request.headers,
+            vary=varied_headers(self.cache),
+            allow_authorized=self.allow_authorized,
+            honor_no_store=self.honor_no_store,
+        )
+        key = self.get_cache_key(f, args, kwargs)
+        stored_key = scoped_key(self.cache, key)  # final now: the response outlives the call
+        read = cache_read and policy.read.ok
+        write = cache_write and policy.write.ok and request.method == "GET"
+        if read:
+            found = await self._lookup(stored_key, request)
+            if found is not None:
+                return found
+        flight = stored_key
+        if read and write and await self._wait_for_flight(flight):
+            found = await self._lookup(stored_key, request)
+            if found is not None:
+                return found
+        if write:
+            self._start_flight(flight)
+        try:
+            result = await f(*args, **kwargs)
+        except BaseException:
+            self._end_flight(flight)
+            raise
+        if not isinstance(result, Response):
+            if write and not self.skip_cache_func(result):
+                await self.set_in_cache(key, result)
+            self._end_flight(flight)
+            return result
+        extra = self._miss_headers(result)
+        if not write:
+            self._end_flight(flight)
+            result.raw_headers.extend(extra)
+            return result
+        writer = StreamWriter(
+            self._store, stored_key, self._ttl(), self.segment_size, self.max_size
+        )
+        return StoringResponse(
+            result, writer, extra, self._storable, lambda _: self._end_flight(flight)
+        )
+
+    async def _lookup(self, key: str, request: Request) -> Any:
+        """A response (or plain value) for a hit; ``None`` for a miss. Never raises."""
+        try:
+            entry = await self._store.get_entry(key)
+        except Exception as exc:
+            log_once(logger, f"read:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
+            return None
+        if not isinstance(entry, Manifest):
+            return entry
+        headers = self._hit_headers(entry)
+        if if_none_match_matches(request.headers.get("if-none-match"), entry.etag):
+            keep = not_modified_headers(
+                {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
+            )
+            return Response(status_code=304, headers=keep)
+        headers.append((b"content-length", str(entry.size).encode()))
+        if request.method == "HEAD":
+            return ReplayResponse(entry, headers, None, [], self._forget(key))
+        reader = SegmentReader(self._store, key, entry, self.read_batch)
+        try:
+            first = await reader.fetch(0)
+        except Exception as exc:  # a segment is gone: nothing sent yet, so it is a miss
+            log_once(logger, f"segments:{type(exc).__name__}", "entry unusable, miss error=%r", exc)
+            await self._forget(key)()
+            return None
+        return ReplayResponse(entry, headers, reader, first, self._forget(key))
+
+    def _hit_headers(self, manifest: Manifest) -> RawHeaders:
+        headers = list(manifest.headers)
+        names = {k.lower() for k, _ in headers}
+        if b"etag" not in names:
+            headers.append((b"etag", manifest.etag.encode("latin-1")))
+        now = time.time()
+        headers.append((b"age", str(age(manifest.stored_at, now)).encode()))
+        remaining = None if manifest.expires_at is None else manifest.expires_at - now
+        endpoint_cc = next((v for k, v in headers if k.lower() == b"cache-control"), None)
+        sent = client_cache_control(
+            None if endpoint_cc is None else endpoint_cc.decode("latin-1"),
+            remaining,
+            client_max_age=self.client_max_age,
+        )
+        if sent is not None:
+            headers.append((b"cache-control", sent.encode()))
+        if self.header_name:
+            headers.append((self.header_name, b"HIT"))
+        return headers
+
+    def _miss_headers(self, response: Response) -> RawHeaders:
+        extra: RawHeaders = []
+        if "cache-control" not in response.headers:
+            remaining = self._ttl()
+            sent = client_cache_control(None, remaining, client_max_age=self.client_max_age)
+            extra.append((b"cache-control", (sent or "no-cache").encode()))
+        if self.header_name:
+            extra.append((self.header_name, b"MISS"))
+        return extra
+
+    def _forget(self, key: str) -> Callable[[], Any]:
+        async def forget() -> None:
+            try:
+                await self.cache.delete(key)
+            except Exception as exc:
+                log_once(logger, "forget", "could not drop a broken entry error=%r", exc)
+
+        return forget
+
+    def _ttl(self) -> float | None:
+        ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
+        return None if ttl is None else float(ttl)
+
+    async def _wait_for_flight(self, flight: Any) -> bool:
+        """Wait (bounded) for a concurrent miss on the same key; True when there was one."""
+        current = self._flights.get(flight)
+        if current is None or time.monotonic() - current[1] > self.lock_timeout:
+            return False
+        try:
+            await asyncio.wait_for(current[0].wait(), self.lock_timeout)
+        except asyncio.TimeoutError:
+            log_once(logger, "flight-timeout", "waited lock_timeout for a concurrent miss")
+        return True
+
+    def _start_flight(self, flight: Any) -> None:
+        if flight not in self._flights:
+            self._flights[flight] = (asyncio.Event(), time.monotonic())
+
+    def _end_flight(self, flight: Any) -> None:
+        current = self._flights.pop(flight, None)
+        if current is not None:
+            current[0].set()

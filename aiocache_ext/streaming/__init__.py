@@ -1,0 +1,1 @@
+"""How a response is stored: format (pure), store/writer/reader (I/O), Starlette glue."""

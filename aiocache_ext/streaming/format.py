@@ -1,0 +1,132 @@
+"""A stored response: a manifest under the route's key, the body in fixed-size segments.
+
+The manifest is written last, once every segment is stored, so a reader that finds one
+finds a complete body; each write has its own random ``write_id`` in its segment keys,
+so two writers never mix and an older entry's segments are never read for a newer one.
+The manifest is ASCII text (JSON; header bytes as latin-1 code points), so it survives
+every aiocache serializer and backend encoding. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from ..exceptions import SerializerError
+
+MANIFEST_PREFIX = "aiocache_ext.stream/1 "
+_PREFIX_BYTES = MANIFEST_PREFIX.encode()
+
+#: Not replayed: they describe one connection or one client (RFC 9110 Section 7.6.1),
+#: or are recomputed from the stored body.
+DROPPED_HEADERS = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "set-cookie", "content-length", "date",
+    }
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """Everything a hit needs besides the body bytes."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    size: int
+    segment_size: int
+    write_id: str
+    etag: str
+    stored_at: float
+    expires_at: float | None
+
+    @property
+    def segments(self) -> int:
+        return math.ceil(self.size / self.segment_size) if self.size else 0
+
+    def segment_length(self, index: int) -> int:
+        """The exact length segment ``index`` must have (all full but the last)."""
+        return min(self.segment_size, self.size - index * self.segment_size)
+
+    def segment_key(self, base_key: str, index: int) -> str:
+        return segment_key(base_key, self.write_id, index)
+
+    def dumps(self) -> str:
+        data = dataclasses.asdict(self)
+        data["headers"] = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers]
+        return MANIFEST_PREFIX + json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> Manifest:
+        """Parse a stored manifest; anything malformed raises ``SerializerError``."""
+        text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+        try:
+            data: dict[str, Any] = json.loads(text[len(MANIFEST_PREFIX) :])
+            headers = tuple(
+                (str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in data["headers"]
+            )
+            manifest = cls(
+                status=int(data["status"]),
+                headers=headers,
+                size=int(data["size"]),
+                segment_size=int(data["segment_size"]),
+                write_id=str(data["write_id"]),
+                etag=str(data["etag"]),
+                stored_at=float(data["stored_at"]),
+                expires_at=None if data["expires_at"] is None else float(data["expires_at"]),
+            )
+        except (ValueError, KeyError, TypeError, UnicodeError) as exc:
+            raise SerializerError(f"corrupt stream manifest: {exc!r}") from exc
+        if manifest.size < 0 or manifest.segment_size <= 0 or not 100 <= manifest.status <= 599:
+            raise SerializerError("corrupt stream manifest: impossible sizes or status")
+        return manifest
+
+
+def is_manifest(raw: object) -> bool:
+    """Whether a value read under a route's key is a stream manifest (vs a plain value)."""
+    if isinstance(raw, str):
+        return raw.startswith(MANIFEST_PREFIX)
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw[: len(_PREFIX_BYTES)]) == _PREFIX_BYTES
+    return False
+
+
+def new_write_id() -> str:
+    return secrets.token_hex(8)
+
+
+def segment_key(base_key: str, write_id: str, index: int) -> str:
+    """``<key>:<write id>:<index>``: derived from the route's key (see ``_key_scope``)."""
+    return f"{base_key}:{write_id}:{index}"
+
+
+def stored_headers(raw_headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, bytes], ...]:
+    """The endpoint's headers worth replaying, bytes kept exactly as sent."""
+    return tuple(
+        (k, v) for k, v in raw_headers if k.lower().decode("latin-1") not in DROPPED_HEADERS
+    )
+
+
+class Segmenter:
+    """Coalesces chunks of any size into segments of exactly ``size`` bytes (the last
+    one shorter), holding at most one segment in memory."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._buffer += chunk
+        full = []
+        while len(self._buffer) >= self.size:
+            full.append(bytes(self._buffer[: self.size]))
+            del self._buffer[: self.size]
+        return full
+
+    def finish(self) -> bytes | None:
+        rest, self._buffer = bytes(self._buffer), bytearray()
+        return rest or None

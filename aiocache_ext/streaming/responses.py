@@ -1,0 +1,139 @@
+"""Starlette glue: the response that stores while it streams, and the one that replays.
+
+Both are ``Response`` subclasses whose ``headers`` can still be changed after the
+decorator returns them (``vary_on_headers`` adds ``Vary`` that way). The miss side wraps
+any endpoint response at the ASGI ``send`` level (the Starlette ``GZipResponder`` pattern),
+so ``StreamingResponse``, ``FileResponse`` and plain ``Response`` are stored alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from .._log import log_once
+from ..http.policy import response_storable
+from .format import Manifest
+from .reader import MissingSegmentError, SegmentReader
+from .writer import StreamWriter
+
+logger = logging.getLogger(__name__)
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class StoringResponse(Response):
+    """Sends the endpoint's response as it is produced and stores it on the way."""
+
+    def __init__(
+        self,
+        inner: Response,
+        writer: StreamWriter,
+        extra_headers: RawHeaders,
+        storable: Callable[[int, RawHeaders], str | None],
+        done: Callable[[Manifest | None], None],
+    ) -> None:
+        self.inner = inner
+        self.status_code = inner.status_code
+        self.raw_headers = inner.raw_headers  # the same list: later changes reach the client
+        self.background = None  # the inner response runs its own background tasks
+        self._writer = writer
+        self._extra = extra_headers
+        self._storable = storable
+        self._done = done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        writer = self._writer
+        status, endpoint_headers = 200, []
+        commit: asyncio.Future[Manifest | None] | None = None
+
+        async def tee(message: Message) -> None:
+            nonlocal status, endpoint_headers, commit
+            if message["type"] == "http.response.start":
+                status, endpoint_headers = message["status"], list(message.get("headers", []))
+                reason = self._storable(status, endpoint_headers)
+                if reason is not None:
+                    await writer.abort(reason)
+                message = {**message, "headers": [*endpoint_headers, *self._extra]}
+            await send(message)
+            if message["type"] == "http.response.body":
+                await writer.feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # A task of its own: Starlette cancels the streaming task once the
+                    # client has its last byte, and background tasks may run long.
+                    commit = asyncio.ensure_future(writer.commit(status, endpoint_headers))
+                    commit.add_done_callback(self._committed)
+
+        try:
+            await self.inner(scope, receive, tee)
+        finally:
+            if commit is None:  # the endpoint raised, or the client went away
+                await writer.abort("stream did not complete")
+                self._done(None)
+        if commit is not None:
+            await commit
+
+    def _committed(self, commit: asyncio.Future[Manifest | None]) -> None:
+        failed = commit.cancelled() or commit.exception() is not None
+        self._done(None if failed else commit.result())
+
+
+def storable_check(
+    statuses: frozenset[int], allow_private: bool, allow_set_cookie: bool
+) -> Callable[[int, RawHeaders], str | None]:
+    """``None`` when a response may be stored, else the reason it may not."""
+
+    def check(status: int, headers: RawHeaders) -> str | None:
+        def values(name: bytes) -> list[str]:
+            return [v.decode("latin-1") for k, v in headers if k.lower() == name]
+
+        decision = response_storable(
+            status,
+            values(b"cache-control"),
+            values(b"vary"),
+            set_cookie=bool(values(b"set-cookie")),
+            statuses=statuses,
+            allow_private=allow_private,
+            allow_set_cookie=allow_set_cookie,
+        )
+        return None if decision else decision.reason
+
+    return check
+
+
+class ReplayResponse(Response):
+    """A stored entry sent back: headers at once, then the body segment batch by batch."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        headers: RawHeaders,
+        reader: SegmentReader | None,
+        first: list[bytes],
+        broken: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.status_code = manifest.status
+        self.raw_headers = headers
+        self.background = None
+        self._reader = reader
+        self._first = first
+        self._broken = broken
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        if self._reader is not None:  # HEAD: no body
+            try:
+                async for segment in self._reader.stream(self._first):
+                    await send({"type": "http.response.body", "body": segment, "more_body": True})
+            except MissingSegmentError as exc:
+                # Headers promised Content-Length: aborting makes the truncation visible.
+                log_once(logger, "replay-broken", "replay aborted reason=%s", exc)
+                await self._broken()
+                raise
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

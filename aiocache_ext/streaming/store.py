@@ -1,0 +1,72 @@
+"""Raw bytes in and out of any aiocache cache, whatever serializer it was built with.
+
+Segments are opaque bytes: they go through the backend's own ``_multi_get``/``_set``/
+``_delete`` hooks (the ones every ``BaseCache`` implements) with ``encoding=None``, after
+``build_key`` (namespace, vary part), under the cache's timeout. The default Redis cache
+uses ``JsonSerializer``, which cannot carry bytes; this path never involves it. The
+manifest is ASCII text and goes through the public API, plugins included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from aiocache.base import BaseCache
+
+from .format import Manifest, is_manifest
+
+T = TypeVar("T")
+
+
+class SegmentStore:
+    """The route cache seen as a bytes store for manifests and segments."""
+
+    def __init__(self, cache: BaseCache) -> None:
+        self.cache = cache
+
+    async def get_entry(self, key: str) -> Any:
+        """The value under ``key``: a ``Manifest``, a plain value (decoded with the cache's
+        serializer, as ``cached`` would), or ``None``."""
+        return await self.cache.get(key, loads_fn=self._loads)
+
+    async def put_manifest(self, key: str, manifest: Manifest, ttl: int | None) -> None:
+        await self.cache.set(key, manifest.dumps(), ttl=ttl, dumps_fn=_identity)
+
+    async def get_segments(self, keys: Sequence[str]) -> list[bytes | None]:
+        built = [self.cache.build_key(k) for k in keys]
+        values: list[Any] = await self._timed(lambda: self.cache._multi_get(built, encoding=None))
+        return [None if v is None else bytes(v) for v in values]
+
+    async def put_segment(self, key: str, data: bytes, ttl: int | None) -> None:
+        built = self.cache.build_key(key)
+        await self._timed(lambda: self.cache._set(built, data, ttl=ttl))
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        built = [self.cache.build_key(k) for k in keys]
+        await self._timed(lambda: asyncio.gather(*(self.cache._delete(k) for k in built)))
+
+    def _loads(self, raw: Any) -> Any:
+        if raw is None:
+            return None
+        if is_manifest(raw):
+            return Manifest.loads(raw)
+        return self.cache.serializer.loads(raw)
+
+    async def _timed(self, call: Callable[[], Awaitable[T]]) -> T:
+        timeout = self.cache.timeout
+        if not timeout:
+            return await call()
+        return await asyncio.wait_for(call(), timeout)
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+def segment_ttl(ttl: float | None) -> int | None:
+    """Segments live a little longer than their entry, never shorter (whole seconds,
+    as memcached wants)."""
+    return None if ttl is None else math.ceil(ttl) + 1
