@@ -36,6 +36,8 @@ class SegmentStore:
         await self.cache.set(key, manifest.dumps(), ttl=ttl, dumps_fn=_identity)
 
     async def get_segments(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
         built = [self.cache.build_key(k) for k in keys]
         values: list[Any] = await self._timed(lambda: self.cache._multi_get(built, encoding=None))
         return [None if v is None else bytes(v) for v in values]

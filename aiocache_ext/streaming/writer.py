@@ -98,10 +98,8 @@ class StreamWriter:
 
     async def _put(self, segment: bytes) -> None:
         key = segment_key(self.key, self.write_id, self._written)
+        self._written += 1  # counted first: a write cut short may still have landed
         try:
             await self.store.put_segment(key, segment, segment_ttl(self.ttl))
         except Exception as exc:
-            self._written += 1  # it may have landed: clean it up too
             await self.abort(f"segment write failed: {exc!r}")
-            return
-        self._written += 1
