@@ -53,6 +53,8 @@ _SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if not c.isalnum() and c 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_MEMO_TYPES = frozenset({type(None), bool, int, float, str})
+_MEMO_SIZE = 4096
 
 
 class _Unstable(Exception):
@@ -114,6 +116,19 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _keyword_parameters(func: Callable[..., Any]) -> dict[str, Any] | None:
+    """Parameter names and defaults when every parameter can be passed by keyword and
+    none is variadic; ``None`` otherwise."""
+    signature = _signature(func)
+    if signature is None:
+        return None
+    keyword_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind not in keyword_kinds for p in signature.parameters.values()):
+        return None
+    return {p.name: p.default for p in signature.parameters.values()}
+
+
 class KeyBuilder:
     """A configurable key builder: ``KeyBuilder(...)(func, *args, **kwargs) -> str``.
 
@@ -143,6 +158,7 @@ class KeyBuilder:
                 f"(memcached's key limit), got {max_length!r}"
             )
         self.max_length = limit
+        self._memo: dict[tuple[Any, ...], str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -153,6 +169,33 @@ class KeyBuilder:
         )
 
     def __call__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+        memo_key = None if args else self._memo_key(func, kwargs)
+        if memo_key is not None:
+            found = self._memo.get(memo_key)
+            if found is not None:
+                return found
+        key = self._build(func, args, kwargs)
+        if memo_key is not None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[memo_key] = key
+        return key
+
+    def _memo_key(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+        """A hashable identity of a keyword-only call whose kept values are plain scalars
+        (the usual route call), so its key is computed once; ``None`` for anything else."""
+        parts: list[tuple[str, type, Any]] = []
+        for name, value in kwargs.items():
+            if name in self.ignore_args or isinstance(value, self.ignore_types):
+                continue
+            if type(value) not in _MEMO_TYPES:
+                return None
+            parts.append((name, type(value), value))  # the type: 1, 1.0 and True differ
+        return (func, *parts)
+
+    def _build(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> str:
         name = func.__qualname__ if hasattr(func, "__qualname__") else repr(func)
         if self.include_module:
             name = f"{getattr(func, '__module__', None) or ''}:{name}"
@@ -172,6 +215,12 @@ class KeyBuilder:
         """Arguments by parameter name with defaults applied, so every spelling of a call
         (positional, keyword, default) yields the same list.
         """
+        simple = _keyword_parameters(func)
+        if simple is not None and not args and kwargs.keys() <= simple.keys():
+            # The common route call (FastAPI passes keywords only): no Signature.bind.
+            named = [(name, kwargs.get(name, default)) for name, default in simple.items()]
+            if all(value is not inspect.Parameter.empty for _, value in named):
+                return named
         signature = _signature(func)
         try:
             bound = signature.bind(*args, **kwargs) if signature else None

@@ -45,7 +45,9 @@ class stream_cached(cached):  # type: ignore[misc]
     - ``statuses``, ``allow_private``, ``allow_set_cookie``, ``allow_authorized``,
       ``honor_no_store``: the shared-cache rules of ``aiocache_ext.http.policy``;
     - ``client_max_age``: tell clients ``max-age=<remaining ttl>`` instead of ``no-cache``;
-    - ``lock_timeout``: how long concurrent misses wait for the first one (seconds).
+    - ``lock_timeout``: how long concurrent misses wait for the first one (seconds);
+    - ``read_batch``: segments per backend read; ``inline_size``: bodies up to this size
+      are kept in the manifest itself, so their hits take one backend read.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class stream_cached(cached):  # type: ignore[misc]
         client_max_age: bool = False,
         lock_timeout: float = 30.0,
         read_batch: int = DEFAULT_BATCH,
+        inline_size: int = 16 * KiB,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -84,11 +87,13 @@ class stream_cached(cached):  # type: ignore[misc]
         self.segment_size = int(segment_size)
         self.max_size = int(max_size)
         self.header_name = header_name.lower().encode("latin-1") if header_name else None
+        self._hit_marker = [(self.header_name, b"HIT")] if self.header_name else []
         self.allow_authorized = allow_authorized
         self.honor_no_store = honor_no_store
         self.client_max_age = client_max_age
         self.lock_timeout = lock_timeout
         self.read_batch = read_batch
+        self.inline_size = min(int(inline_size), self.segment_size)
         self._storable = storable_check(frozenset(statuses), allow_private, allow_set_cookie)
         self._flights: dict[Any, tuple[asyncio.Event, float]] = {}
         self._request_param = (REQUEST_PARAM, True)
@@ -137,11 +142,12 @@ class stream_cached(cached):  # type: ignore[misc]
                 aiocache_wait_for_write=aiocache_wait_for_write, **kwargs,
             )  # fmt: skip
 
+        headers = _RequestHeaders(request)
         policy = request_policy(
             request.method,
-            request.headers.getlist("cache-control"),
-            request.headers.getlist("pragma"),
-            authorization="authorization" in request.headers,
+            headers.cache_control,
+            headers.pragma,
+            authorization=headers.authorization,
             vary=varied_headers(self.cache),
             allow_authorized=self.allow_authorized,
             honor_no_store=self.honor_no_store,
@@ -151,12 +157,12 @@ class stream_cached(cached):  # type: ignore[misc]
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and request.method == "GET"
         if read:
-            found = await self._lookup(stored_key, request)
+            found = await self._lookup(stored_key, request.method, headers.if_none_match)
             if found is not None:
                 return found
         flight = stored_key
         if read and write and await self._wait_for_flight(flight):
-            found = await self._lookup(stored_key, request)
+            found = await self._lookup(stored_key, request.method, headers.if_none_match)
             if found is not None:
                 return found
         if write:
@@ -177,13 +183,13 @@ class stream_cached(cached):  # type: ignore[misc]
             result.raw_headers.extend(extra)
             return result
         writer = StreamWriter(
-            self._store, stored_key, self._ttl(), self.segment_size, self.max_size
+            self._store, stored_key, self._ttl(), self.segment_size, self.max_size, self.inline_size
         )
         return StoringResponse(
             result, writer, extra, self._storable, lambda _: self._end_flight(flight)
         )
 
-    async def _lookup(self, key: str, request: Request) -> Any:
+    async def _lookup(self, key: str, method: str, if_none_match: str | None) -> Any:
         """A response (or plain value) for a hit; ``None`` for a miss. Never raises."""
         try:
             entry = await self._store.get_entry(key)
@@ -193,15 +199,16 @@ class stream_cached(cached):  # type: ignore[misc]
         if not isinstance(entry, Manifest):
             return entry
         headers = self._hit_headers(entry)
-        if if_none_match_matches(request.headers.get("if-none-match"), entry.etag):
+        if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
             keep = not_modified_headers(
                 {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
             )
             return Response(status_code=304, headers=keep)
-        headers.append((b"content-length", str(entry.size).encode()))
-        if request.method == "HEAD":
+        if method == "HEAD":
             return ReplayResponse(entry, headers, None, [], self._forget(key))
         reader = SegmentReader(self._store, key, entry, self.read_batch)
+        if entry.inline is not None:
+            return ReplayResponse(entry, headers, reader, [entry.inline], self._forget(key))
         try:
             first = await reader.fetch(0)
         except Exception as exc:  # a segment is gone: nothing sent yet, so it is a miss
@@ -211,23 +218,15 @@ class stream_cached(cached):  # type: ignore[misc]
         return ReplayResponse(entry, headers, reader, first, self._forget(key))
 
     def _hit_headers(self, manifest: Manifest) -> RawHeaders:
-        headers = list(manifest.headers)
-        names = {k.lower() for k, _ in headers}
-        if b"etag" not in names:
-            headers.append((b"etag", manifest.etag.encode("latin-1")))
         now = time.time()
-        headers.append((b"age", str(age(manifest.stored_at, now)).encode()))
+        headers = [*manifest.replay_headers, (b"age", str(age(manifest.stored_at, now)).encode())]
         remaining = None if manifest.expires_at is None else manifest.expires_at - now
-        endpoint_cc = next((v for k, v in headers if k.lower() == b"cache-control"), None)
         sent = client_cache_control(
-            None if endpoint_cc is None else endpoint_cc.decode("latin-1"),
-            remaining,
-            client_max_age=self.client_max_age,
+            manifest.cache_control, remaining, client_max_age=self.client_max_age
         )
         if sent is not None:
             headers.append((b"cache-control", sent.encode()))
-        if self.header_name:
-            headers.append((self.header_name, b"HIT"))
+        headers.extend(self._hit_marker)
         return headers
 
     def _miss_headers(self, response: Response) -> RawHeaders:
@@ -272,3 +271,26 @@ class stream_cached(cached):  # type: ignore[misc]
         current = self._flights.pop(flight, None)
         if current is not None:
             current[0].set()
+
+
+class _RequestHeaders:
+    """The request headers the cache acts on, in one pass over the raw ASGI list."""
+
+    __slots__ = ("authorization", "cache_control", "if_none_match", "pragma")
+
+    def __init__(self, request: Request) -> None:
+        self.cache_control: list[str] = []
+        self.pragma: list[str] = []
+        self.authorization = False
+        matches: list[str] = []
+        for raw_name, raw_value in request.scope["headers"]:
+            name = raw_name.lower()
+            if name == b"cache-control":
+                self.cache_control.append(raw_value.decode("latin-1"))
+            elif name == b"pragma":
+                self.pragma.append(raw_value.decode("latin-1"))
+            elif name == b"authorization":
+                self.authorization = True
+            elif name == b"if-none-match":
+                matches.append(raw_value.decode("latin-1"))
+        self.if_none_match = ", ".join(matches) if matches else None

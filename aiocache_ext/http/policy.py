@@ -54,6 +54,8 @@ def request_policy(
       ``no-cache`` and ``max-age=0`` bypass reading only (RFC 9111 Section 5.2.1);
       ``Pragma: no-cache`` counts as ``no-cache`` when there is no ``Cache-Control``.
     """
+    if not (cache_control or pragma or authorization) and method in CACHEABLE_METHODS:
+        return _PLAIN  # the usual request: nothing to parse
     if method.upper() not in CACHEABLE_METHODS:
         no = Decision(False, f"method={method.upper()}")
         return RequestPolicy(no, no)
@@ -77,6 +79,9 @@ def request_policy(
     else:
         read = YES
     return RequestPolicy(read, write)
+
+
+_PLAIN = RequestPolicy(YES, YES)
 
 
 def response_storable(

@@ -9,7 +9,10 @@ every aiocache serializer and backend encoding. Pure: no I/O.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import functools
 import json
 import math
 import secrets
@@ -43,10 +46,26 @@ class Manifest:
     etag: str
     stored_at: float
     expires_at: float | None
+    inline: bytes | None = None  # a small body, kept in the manifest: one read per hit
 
     @property
     def segments(self) -> int:
-        return math.ceil(self.size / self.segment_size) if self.size else 0
+        if self.inline is not None or not self.size:
+            return 0
+        return math.ceil(self.size / self.segment_size)
+
+    @functools.cached_property
+    def replay_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Stored headers plus ``ETag`` and ``Content-Length``: the same on every hit."""
+        names = {k.lower() for k, _ in self.headers}
+        etag = () if b"etag" in names else ((b"etag", self.etag.encode("latin-1")),)
+        return (*self.headers, *etag, (b"content-length", str(self.size).encode()))
+
+    @functools.cached_property
+    def cache_control(self) -> str | None:
+        """The endpoint's own ``Cache-Control``, if it sent one."""
+        found = [v.decode("latin-1") for k, v in self.headers if k.lower() == b"cache-control"]
+        return ", ".join(found) if found else None
 
     def segment_length(self, index: int) -> int:
         """The exact length segment ``index`` must have (all full but the last)."""
@@ -58,6 +77,7 @@ class Manifest:
     def dumps(self) -> str:
         data = dataclasses.asdict(self)
         data["headers"] = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers]
+        data["inline"] = None if self.inline is None else base64.b64encode(self.inline).decode()
         return MANIFEST_PREFIX + json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -78,12 +98,21 @@ class Manifest:
                 etag=str(data["etag"]),
                 stored_at=float(data["stored_at"]),
                 expires_at=None if data["expires_at"] is None else float(data["expires_at"]),
+                inline=None if data.get("inline") is None else base64.b64decode(data["inline"]),
             )
-        except (ValueError, KeyError, TypeError, UnicodeError) as exc:
+        except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
             raise SerializerError(f"corrupt stream manifest: {exc!r}") from exc
         if manifest.size < 0 or manifest.segment_size <= 0 or not 100 <= manifest.status <= 599:
             raise SerializerError("corrupt stream manifest: impossible sizes or status")
+        if manifest.inline is not None and len(manifest.inline) != manifest.size:
+            raise SerializerError("corrupt stream manifest: inline body of the wrong size")
         return manifest
+
+
+@functools.lru_cache(maxsize=256)
+def parse_manifest(raw: str | bytes) -> Manifest:
+    """``Manifest.loads``, remembered: a hot entry is read again and again, unchanged."""
+    return Manifest.loads(raw)
 
 
 def is_manifest(raw: object) -> bool:

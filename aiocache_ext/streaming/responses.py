@@ -127,6 +127,10 @@ class ReplayResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        if self._reader is not None and self._reader.manifest.segments == 0:
+            body = b"".join(self._first)  # inline or empty: one message
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
         if self._reader is not None:  # HEAD: no body
             try:
                 async for segment in self._reader.stream(self._first):

@@ -4,7 +4,8 @@ Segments are opaque bytes: they go through the backend's own ``_multi_get``/``_s
 ``_delete`` hooks (the ones every ``BaseCache`` implements) with ``encoding=None``, after
 ``build_key`` (namespace, vary part), under the cache's timeout. The default Redis cache
 uses ``JsonSerializer``, which cannot carry bytes; this path never involves it. The
-manifest is ASCII text and goes through the public API, plugins included.
+manifest is ASCII text and goes through the public API, plugins included; a cache with
+no plugins is read through ``_get`` directly, which saves aiocache's per-call task.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
-from .format import Manifest, is_manifest
+from .format import Manifest, is_manifest, parse_manifest
 
 T = TypeVar("T")
+_timeout_block = getattr(asyncio, "timeout", None)
 
 
 class SegmentStore:
@@ -26,11 +29,17 @@ class SegmentStore:
 
     def __init__(self, cache: BaseCache) -> None:
         self.cache = cache
+        # An in-process dict cannot hang: no timeout to arm on every call.
+        self._timeout = None if isinstance(cache, SimpleMemoryBackend) else cache.timeout
 
     async def get_entry(self, key: str) -> Any:
         """The value under ``key``: a ``Manifest``, a plain value (decoded with the cache's
         serializer, as ``cached`` would), or ``None``."""
-        return await self.cache.get(key, loads_fn=self._loads)
+        if self.cache.plugins:
+            return await self.cache.get(key, loads_fn=self._loads)
+        built = self.cache.build_key(key)
+        encoding = self.cache.serializer.encoding
+        return self._loads(await self._timed(lambda: self.cache._get(built, encoding=encoding)))
 
     async def put_manifest(self, key: str, manifest: Manifest, ttl: int | None) -> None:
         await self.cache.set(key, manifest.dumps(), ttl=ttl, dumps_fn=_identity)
@@ -54,13 +63,16 @@ class SegmentStore:
         if raw is None:
             return None
         if is_manifest(raw):
-            return Manifest.loads(raw)
+            return parse_manifest(raw)
         return self.cache.serializer.loads(raw)
 
     async def _timed(self, call: Callable[[], Awaitable[T]]) -> T:
-        timeout = self.cache.timeout
+        timeout = self._timeout
         if not timeout:
             return await call()
+        if _timeout_block is not None:  # Python 3.11+: no extra task per call
+            async with _timeout_block(timeout):
+                return await call()
         return await asyncio.wait_for(call(), timeout)
 
 

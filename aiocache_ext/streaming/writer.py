@@ -22,9 +22,16 @@ class StreamWriter:
     """One write of one entry. ``feed`` chunks, then ``commit`` or ``abort``."""
 
     def __init__(
-        self, store: SegmentStore, key: str, ttl: float | None, segment_size: int, max_size: int
+        self,
+        store: SegmentStore,
+        key: str,
+        ttl: float | None,
+        segment_size: int,
+        max_size: int,
+        inline_size: int = 0,
     ) -> None:
         self.store = store
+        self.inline_size = inline_size
         self.key = key
         self.ttl = ttl
         self.max_size = max_size
@@ -52,7 +59,10 @@ class StreamWriter:
         if self.abandoned:
             return None
         rest = self._segmenter.finish()
-        if rest is not None:
+        inline = None
+        if self._written == 0 and self.size <= self.inline_size:
+            inline = rest or b""  # small body: kept in the manifest, no segment at all
+        elif rest is not None:
             await self._put(rest)
         if self.abandoned:
             return None
@@ -75,6 +85,7 @@ class StreamWriter:
             etag=etag or strong_etag(self._digest.hexdigest()),
             stored_at=now,
             expires_at=None if manifest_ttl is None else now + manifest_ttl,
+            inline=inline,
         )
         try:
             await self.store.put_manifest(self.key, manifest, manifest_ttl)
