@@ -27,6 +27,7 @@ from ._signature import EndpointSignature
 from .vary_on_headers import REQUEST_PARAM
 
 logger = logging.getLogger(__name__)
+_NO_CACHE = (b"cache-control", b"no-cache")
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -142,27 +143,27 @@ class stream_cached(cached):  # type: ignore[misc]
                 aiocache_wait_for_write=aiocache_wait_for_write, **kwargs,
             )  # fmt: skip
 
-        headers = _RequestHeaders(request)
+        headers, method = _RequestHeaders(request), request.method
         policy = request_policy(
-            request.method,
+            method,
             headers.cache_control,
             headers.pragma,
             authorization=headers.authorization,
-            vary=varied_headers(self.cache),
+            vary=varied_headers(self.cache) if headers.authorization else (),
             allow_authorized=self.allow_authorized,
             honor_no_store=self.honor_no_store,
         )
         key = self.get_cache_key(f, args, kwargs)
         stored_key = scoped_key(self.cache, key)  # final now: the response outlives the call
         read = cache_read and policy.read.ok
-        write = cache_write and policy.write.ok and request.method == "GET"
+        write = cache_write and policy.write.ok and method == "GET"
         if read:
-            found = await self._lookup(stored_key, request.method, headers.if_none_match)
+            found = await self._lookup(stored_key, method, headers.if_none_match)
             if found is not None:
                 return found
         flight = stored_key
         if read and write and await self._wait_for_flight(flight):
-            found = await self._lookup(stored_key, request.method, headers.if_none_match)
+            found = await self._lookup(stored_key, method, headers.if_none_match)
             if found is not None:
                 return found
         if write:
@@ -205,10 +206,10 @@ class stream_cached(cached):  # type: ignore[misc]
             )
             return Response(status_code=304, headers=keep)
         if method == "HEAD":
-            return ReplayResponse(entry, headers, None, [], self._forget(key))
-        reader = SegmentReader(self._store, key, entry, self.read_batch)
+            return ReplayResponse(entry, headers, None, None, None)
         if entry.inline is not None:
-            return ReplayResponse(entry, headers, reader, [entry.inline], self._forget(key))
+            return ReplayResponse(entry, headers, None, [entry.inline], None)
+        reader = SegmentReader(self._store, key, entry, self.read_batch)
         try:
             first = await reader.fetch(0)
         except Exception as exc:  # a segment is gone: nothing sent yet, so it is a miss
@@ -220,12 +221,13 @@ class stream_cached(cached):  # type: ignore[misc]
     def _hit_headers(self, manifest: Manifest) -> RawHeaders:
         now = time.time()
         headers = [*manifest.replay_headers, (b"age", str(age(manifest.stored_at, now)).encode())]
-        remaining = None if manifest.expires_at is None else manifest.expires_at - now
-        sent = client_cache_control(
-            manifest.cache_control, remaining, client_max_age=self.client_max_age
-        )
-        if sent is not None:
-            headers.append((b"cache-control", sent.encode()))
+        if self.client_max_age:
+            remaining = None if manifest.expires_at is None else manifest.expires_at - now
+            sent = client_cache_control(manifest.cache_control, remaining, client_max_age=True)
+            if sent is not None:
+                headers.append((b"cache-control", sent.encode()))
+        elif manifest.cache_control is None:
+            headers.append(_NO_CACHE)  # what client_cache_control gives without max-age
         headers.extend(self._hit_marker)
         return headers
 

@@ -106,15 +106,19 @@ def storable_check(
 
 
 class ReplayResponse(Response):
-    """A stored entry sent back: headers at once, then the body segment batch by batch."""
+    """A stored entry sent back: headers at once, then the body segment batch by batch.
+
+    ``first`` is the body's first batch, already read (or the inline body); ``None``
+    answers a HEAD: headers only. ``reader`` fetches the rest, if there is more.
+    """
 
     def __init__(
         self,
         manifest: Manifest,
         headers: RawHeaders,
         reader: SegmentReader | None,
-        first: list[bytes],
-        broken: Callable[[], Awaitable[None]],
+        first: list[bytes] | None,
+        broken: Callable[[], Awaitable[None]] | None,
     ) -> None:
         self.status_code = manifest.status
         self.raw_headers = headers
@@ -127,17 +131,17 @@ class ReplayResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        if self._reader is not None and self._reader.manifest.segments == 0:
-            body = b"".join(self._first)  # inline or empty: one message
+        if self._reader is None:  # HEAD, an inline body or an empty one: one message
+            body = b"".join(self._first) if self._first else b""
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
-        if self._reader is not None:  # HEAD: no body
-            try:
-                async for segment in self._reader.stream(self._first):
-                    await send({"type": "http.response.body", "body": segment, "more_body": True})
-            except MissingSegmentError as exc:
-                # Headers promised Content-Length: aborting makes the truncation visible.
-                log_once(logger, "replay-broken", "replay aborted reason=%s", exc)
+        try:
+            async for segment in self._reader.stream(self._first or []):
+                await send({"type": "http.response.body", "body": segment, "more_body": True})
+        except MissingSegmentError as exc:
+            # Headers promised Content-Length: aborting makes the truncation visible.
+            log_once(logger, "replay-broken", "replay aborted reason=%s", exc)
+            if self._broken is not None:
                 await self._broken()
-                raise
+            raise
         await send({"type": "http.response.body", "body": b"", "more_body": False})

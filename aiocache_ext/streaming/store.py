@@ -39,6 +39,8 @@ class SegmentStore:
             return await self.cache.get(key, loads_fn=self._loads)
         built = self.cache.build_key(key)
         encoding = self.cache.serializer.encoding
+        if not self._timeout:
+            return self._loads(await self.cache._get(built, encoding=encoding))
         return self._loads(await self._timed(lambda: self.cache._get(built, encoding=encoding)))
 
     async def put_manifest(self, key: str, manifest: Manifest, ttl: int | None) -> None:
