@@ -36,22 +36,22 @@ def test_demo_shows_miss_then_hit() -> None:
     assert "two calls, endpoint runs: 1" in result.stdout
 
 
-def run_dataframe_example(redis_port: int) -> str:
+def run_example(name: str, redis_port: int) -> str:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "dataframe.py")],
+        [sys.executable, str(EXAMPLES / name)],
         env={**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port)},
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    assert "round trip OK" in result.stdout, result.stdout
     return result.stdout
 
 
 @pytest.mark.redis
 def test_dataframe_example_on_redis(redis_server: RedisServer) -> None:
-    output = run_dataframe_example(redis_server.port)
+    output = run_example("dataframe.py", redis_server.port)
+    assert "round trip OK" in output
     assert f"caching in Redis on 127.0.0.1:{redis_server.port}" in output
     client = redis.Redis(port=redis_server.port)
     try:
@@ -61,4 +61,16 @@ def test_dataframe_example_on_redis(redis_server: RedisServer) -> None:
 
 
 def test_dataframe_example_without_redis() -> None:
-    assert "caching in memory" in run_dataframe_example(free_port())
+    output = run_example("dataframe.py", free_port())
+    assert "caching in memory" in output
+    assert "round trip OK" in output
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_streaming_example(backend: str, request: pytest.FixtureRequest) -> None:
+    port = request.getfixturevalue("redis_server").port if backend == "redis" else free_port()
+    output = run_example("streaming.py", port)
+    assert ("RedisCache" if backend == "redis" else "SimpleMemoryCache") in output
+    assert re.search(r"first GET: MISS 13 lines, etag=-", output), output
+    assert re.search(r'second GET: HIT  13 lines, etag="[0-9a-f]{32}"', output), output
+    assert "If-None-Match: 304, 0 body bytes" in output
