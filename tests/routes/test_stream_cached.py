@@ -587,3 +587,31 @@ async def test_alias_and_cached_arguments_are_accepted(
     finally:
         await caches.get("routes").close()
         caches.set_config(saved)
+
+
+async def test_cache_header_name_and_client_max_age_options(cache: BaseCache) -> None:
+    endpoint = Endpoint([b"opts"])
+    app = app_for(cache, endpoint, ttl=300, header_name="X-Edge-Cache", client_max_age=True)
+    async with client_for(app) as client:
+        miss, hit = await client.get("/"), await client.get("/")
+    assert (miss.headers["x-edge-cache"], hit.headers["x-edge-cache"]) == ("MISS", "HIT")
+    assert "x-cache" not in hit.headers
+    assert miss.headers["cache-control"] == "max-age=300"
+    assert 298 <= int(hit.headers["cache-control"].removeprefix("max-age=")) <= 300
+
+    quiet = app_for(cache, Endpoint([b"quiet"]), header_name=None, key="quiet")
+    async with client_for(quiet) as client:
+        responses = [await client.get("/"), await client.get("/")]
+    assert all("x-cache" not in r.headers for r in responses)
+    assert [r.headers["cache-control"] for r in responses] == ["no-cache", "no-cache"]
+
+
+async def test_endpoint_cache_control_is_kept(cache: BaseCache) -> None:
+    async def make() -> Response:
+        return PlainTextResponse("cc", headers={"Cache-Control": "public, max-age=5"})
+
+    async with client_for(Starlette(routes=[Route("/", _route(cache, make))])) as client:
+        miss, hit = await client.get("/"), await client.get("/")
+    assert miss.headers.get_list("cache-control") == ["public, max-age=5"]
+    assert hit.headers.get_list("cache-control") == ["public, max-age=5"]
+    assert hit.headers["x-cache"] == "HIT"
