@@ -198,15 +198,20 @@ def gib_of_zeros() -> bytes:
     return zlib_bomb(1024 * MiB)
 
 
-def test_a_bare_zlib_bomb_is_refused_with_bounded_memory(gib_of_zeros: bytes) -> None:
+def peak_while_refusing(blob: bytes, error: type[Exception]) -> int:
+    """Peak traced memory while a ``max_size=10 MiB`` serializer refuses ``blob``."""
     serializer = CompressionSerializer(max_size=10 * MiB)
     tracemalloc.start()
     try:
-        with pytest.raises(ValueTooLargeError):
-            serializer.loads(gib_of_zeros)
-        _, peak = tracemalloc.get_traced_memory()
+        with pytest.raises(error):
+            serializer.loads(blob)
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def test_a_bare_zlib_bomb_is_refused_with_bounded_memory(gib_of_zeros: bytes) -> None:
+    peak = peak_while_refusing(gib_of_zeros, ValueTooLargeError)
     assert peak < 3 * 10 * MiB + len(gib_of_zeros)
 
 
@@ -215,15 +220,7 @@ def test_a_framed_bomb_is_refused_whatever_size_it_claims(
     gib_of_zeros: bytes, claimed: int
 ) -> None:
     blob = struct.pack(">2sBBBI", envelope.MAGIC, 1, Codec.ZLIB.value, 0, claimed) + gib_of_zeros
-    serializer = CompressionSerializer(max_size=10 * MiB)
-    tracemalloc.start()
-    try:
-        with pytest.raises(SerializerError):
-            serializer.loads(blob)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 3 * 10 * MiB + len(blob)
+    assert peak_while_refusing(blob, SerializerError) < 3 * 10 * MiB + len(blob)
 
 
 @pytest.mark.parametrize("codec", CODECS)
