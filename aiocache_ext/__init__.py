@@ -1,5 +1,7 @@
 """aiocache_ext: response and value caching for FastAPI / Starlette, as an add-on over aiocache."""
 
+from .backends import FallbackCache as FallbackCache
+from .backends import State as State
 from .decorators import stream_cached as stream_cached
 from .decorators import vary_on_headers as vary_on_headers
 from .exceptions import AiocacheExtError as AiocacheExtError
@@ -21,10 +23,12 @@ __all__ = [
     "Codec",
     "CodecUnavailableError",
     "CompressionSerializer",
+    "FallbackCache",
     "KeyBuilder",
     "KeyBuilderError",
     "SerializerError",
     "SignatureError",
+    "State",
     "UnstableKeyError",
     "ValueTooLargeError",
     "key_builder",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any, Union
 
 from aiocache.serializers import BaseSerializer, PickleSerializer
 
+from .._config import build
 from ..exceptions import SerializerError
 from . import envelope
 from .codecs import DEFAULT_LEVELS, Codec, compress
@@ -105,28 +105,12 @@ def _make_inner(spec: InnerSpec) -> BaseSerializer:
     """An inner serializer from an instance, a class, a name, a dotted path or a config dict."""
     if spec is None:
         return PickleSerializer()
-    if isinstance(spec, BaseSerializer):
-        return spec
-    if isinstance(spec, type):
-        return _instance(spec, {})
     if isinstance(spec, str):
-        return _instance(_class(spec), {})
-    if isinstance(spec, Mapping) and "class" in spec:
-        options = {k: v for k, v in spec.items() if k != "class"}
-        return _instance(_class(spec["class"]), options)
-    raise TypeError(f"inner must be an aiocache serializer, a class path or a dict, got {spec!r}")
-
-
-def _class(name: str) -> type:
-    module, _, attribute = _SHORT_NAMES.get(name.lower(), name).rpartition(".")
-    if not module:
-        raise ValueError(f"unknown serializer {name!r}; use one of {sorted(_SHORT_NAMES)}")
-    found: type = getattr(importlib.import_module(module), attribute)
-    return found
-
-
-def _instance(cls: type, options: Mapping[str, Any]) -> BaseSerializer:
-    instance = cls(**options)
-    if not isinstance(instance, BaseSerializer):
-        raise TypeError(f"{cls.__qualname__} is not an aiocache BaseSerializer")
-    return instance
+        spec = _SHORT_NAMES.get(spec.lower(), spec)
+    try:
+        inner: BaseSerializer = build(spec, BaseSerializer, "class")
+    except ValueError as exc:
+        raise ValueError(
+            f"unknown serializer {spec!r} ({exc}); use one of {sorted(_SHORT_NAMES)}"
+        ) from None
+    return inner

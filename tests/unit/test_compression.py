@@ -84,7 +84,7 @@ def test_bad_options_are_refused_clearly() -> None:
         CompressionSerializer(codec="brotli")
     with pytest.raises(ValueError, match="unknown serializer"):
         CompressionSerializer(inner="yaml")
-    with pytest.raises(TypeError, match="not an aiocache BaseSerializer"):
+    with pytest.raises(TypeError, match="not a subclass of BaseSerializer"):
         CompressionSerializer(inner=dict)
 
 

@@ -1,0 +1,254 @@
+"""``FallbackCache``: Redis (or memcached) first, in-process memory while it is down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from aiocache import SimpleMemoryCache
+from aiocache.base import BaseCache
+from aiocache.serializers import JsonSerializer
+
+from .._config import build
+from .breaker import Breaker, State
+from .journal import EVERYTHING, Journal
+from .namespaces import drop_keys, drop_namespace
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: What a primary raises when it is down, hung or unreachable (not when it refuses an
+#: operation: a ``ValueError`` from ``add`` on an existing key is an answer, not an outage).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    asyncio.TimeoutError,
+    asyncio.IncompleteReadError,
+)
+try:
+    import redis.exceptions as _redis_errors
+
+    OUTAGE_ERRORS += (_redis_errors.ConnectionError, _redis_errors.TimeoutError)
+except ImportError:  # pragma: no cover - the redis extra is not installed
+    pass
+
+StateHook = Callable[[State, State, "BaseException | None"], None]
+
+
+class FallbackCache(BaseCache):  # type: ignore[misc]
+    """A ``BaseCache`` that stores in ``primary`` while it answers, in ``fallback`` while
+    it does not, and never makes a caller wait on a primary that is down.
+
+    It owns the serializer, plugins, namespace and key building, like any aiocache
+    cache, and routes each backend operation. ``primary`` and ``fallback`` are caches, or
+    aiocache config dicts (``{"cache": "aiocache.RedisCache", "endpoint": ..., ...}``).
+    Each primary operation gets ``primary_timeout`` seconds; a failure answers from the
+    fallback and opens the circuit, and a background probe (``PING``; memcached
+    ``version``) with backoff between ``probe_min`` and ``probe_max`` seconds closes it
+    again. Before the primary serves again, every key written or deleted during the
+    outage is deleted there and the fallback is emptied, so nothing stale is served.
+    ``on_state_change(old, new, error)`` is called once per change; ``state`` tells.
+    """
+
+    NAME = "fallback"
+
+    def __init__(
+        self,
+        primary: Any = None,
+        fallback: Any = None,
+        primary_timeout: float = 0.05,
+        probe_min: float = 0.05,
+        probe_max: float = 1.0,
+        journal_size: int = 10_000,
+        on_state_change: StateHook | None = None,
+        serializer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if primary is None:
+            raise ValueError("FallbackCache needs a primary, e.g. Cache(Cache.REDIS, ...)")
+        super().__init__(serializer=serializer or JsonSerializer(), **kwargs)
+        self.primary: BaseCache = build(primary, BaseCache, "cache")
+        self.fallback: BaseCache = build(fallback or SimpleMemoryCache(), BaseCache, "cache")
+        self.primary_timeout = float(primary_timeout)
+        self.on_state_change = on_state_change
+        self._breaker = Breaker(float(probe_min), float(probe_max))
+        self._journal = Journal(int(journal_size), self.namespace)
+        self._probe: asyncio.Task[None] | None = None
+        # aiomcache returns a connection to its pool when an operation is cancelled, with
+        # the reply still unread: the next command on it would read the wrong reply. So
+        # memcached operations are never cancelled; a caller stops waiting instead.
+        self._shield = getattr(self.primary, "NAME", "") == "memcached"
+
+    @property
+    def state(self) -> State:
+        return self._breaker.state
+
+    def __repr__(self) -> str:
+        return f"FallbackCache(primary={self.primary!r}, state={self.state.value})"
+
+    def _build_key(self, key: Any, namespace: str | None = None) -> Any:
+        """Keys in the primary's own format (memcached wants bytes), used on both sides."""
+        return self.primary.build_key(key, namespace=namespace)
+
+    # The backend hooks of BaseCache: each one routed.
+
+    async def _get(self, key: Any, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+        return await self._route("_get", key, encoding=encoding)
+
+    async def _gets(self, key: Any, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+        return await self._route("_gets", key, encoding=encoding)
+
+    async def _multi_get(self, keys: Any, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+        return await self._route("_multi_get", keys, encoding=encoding)
+
+    async def _set(
+        self, key: Any, value: Any, ttl: Any = None, _cas_token: Any = None, _conn: Any = None
+    ) -> Any:
+        return await self._route("_set", key, value, ttl=ttl, _cas_token=_cas_token, touched=[key])
+
+    async def _multi_set(self, pairs: Any, ttl: Any = None, _conn: Any = None) -> Any:
+        pairs = list(pairs)
+        return await self._route("_multi_set", pairs, ttl=ttl, touched=[k for k, _ in pairs])
+
+    async def _add(self, key: Any, value: Any, ttl: Any = None, _conn: Any = None) -> Any:
+        return await self._route("_add", key, value, ttl=ttl, touched=[key])
+
+    async def _exists(self, key: Any, _conn: Any = None) -> Any:
+        return await self._route("_exists", key)
+
+    async def _increment(self, key: Any, delta: int, _conn: Any = None) -> Any:
+        return await self._route("_increment", key, delta, touched=[key])
+
+    async def _expire(self, key: Any, ttl: Any, _conn: Any = None) -> Any:
+        return await self._route("_expire", key, ttl, touched=[key])
+
+    async def _delete(self, key: Any, _conn: Any = None) -> Any:
+        return await self._route("_delete", key, touched=[key])
+
+    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> Any:
+        if self._breaker.closed:
+            try:
+                if namespace:  # never KEYS (aiocache's RedisCache does): SCAN + UNLINK
+                    prefix = self.primary.build_key("", namespace=namespace)
+                    await drop_namespace(self.primary, prefix)
+                else:
+                    await self._timed(self.primary._clear(None))
+                return True
+            except OUTAGE_ERRORS as exc:
+                self._trip(exc)
+        self._journal.cleared(namespace)
+        if namespace:
+            await drop_namespace(self.fallback, self.fallback.build_key("", namespace=namespace))
+            return True
+        return await self.fallback._clear(None)
+
+    async def _raw(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._route("_raw", command, *args, **kwargs)
+
+    async def _redlock_release(self, key: Any, value: Any) -> Any:
+        return await self._route("_redlock_release", key, value, touched=[key])
+
+    async def _close(self, *args: Any, **kwargs: Any) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+        await self.primary.close()
+        await self.fallback.close()
+
+    # Routing, tripping, probing, recovering.
+
+    async def _route(
+        self, name: str, *args: Any, touched: Iterable[Any] | None = None, **kwargs: Any
+    ) -> Any:
+        if self._breaker.closed:
+            try:
+                return await self._timed(getattr(self.primary, name)(*args, **kwargs))
+            except OUTAGE_ERRORS as exc:
+                self._trip(exc)
+        if touched is not None:
+            self._journal.touched(touched)
+        return await getattr(self.fallback, name)(*args, **kwargs)
+
+    async def _timed(self, call: Awaitable[T], timeout: float | None = None) -> T:
+        if not self._shield:
+            return await asyncio.wait_for(call, timeout or self.primary_timeout)
+        task = asyncio.ensure_future(call)
+        task.add_done_callback(_retrieve)
+        return await asyncio.wait_for(asyncio.shield(task), timeout or self.primary_timeout)
+
+    def _trip(self, error: BaseException) -> None:
+        old = self._breaker.state
+        if self._breaker.failure():
+            self._changed(old, State.OPEN, error)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._probe_until_recovered())
+
+    def _changed(self, old: State, new: State, error: BaseException | None) -> None:
+        logger.warning(
+            "cache primary state=%s previous=%s primary=%r error=%r", new.value, old.value,
+            self.primary, error,
+        )  # fmt: skip
+        if self.on_state_change is not None:
+            try:
+                self.on_state_change(old, new, error)
+            except Exception:
+                logger.exception("on_state_change hook failed")
+
+    async def _probe_until_recovered(self) -> None:
+        while not self._breaker.closed:
+            await asyncio.sleep(self._breaker.probe_delay())
+            try:
+                await self._timed(self._ping(), max(self.primary_timeout, 0.25))
+            except Exception:  # whatever the primary does, it is not back yet
+                self._breaker.probe_failed()
+                continue
+            self._breaker.probe_succeeded()
+            self._changed(State.OPEN, State.RECOVERING, None)
+            await self._recover()
+
+    async def _ping(self) -> None:
+        client = getattr(self.primary, "client", None)
+        if getattr(self.primary, "NAME", "") == "redis" and client is not None:
+            await client.ping()
+        elif getattr(self.primary, "NAME", "") == "memcached" and client is not None:
+            await client.version()
+        else:
+            await self.primary._exists(self.primary.build_key("aiocache_ext:probe"))
+
+    async def _recover(self) -> None:
+        """Undo the outage's changes on the primary, empty the fallback, close."""
+        try:
+            while self._journal:
+                taken = self._journal.take()
+                try:
+                    await self._replay(taken)
+                except BaseException:
+                    self._journal.put_back(taken)
+                    raise
+            # In-process memory: clearing it does not yield, so no operation can slip in
+            # between the last replay and the switch back to the primary.
+            await self.fallback._clear(None)
+        except Exception as exc:  # the primary failed again: stay on the fallback
+            self._breaker.failure()
+            self._changed(State.RECOVERING, State.OPEN, exc)
+            return
+        self._breaker.recovered()
+        self._changed(State.RECOVERING, State.CLOSED, None)
+
+    async def _replay(self, taken: Journal) -> None:
+        slow = max(self.primary_timeout * 20, 5.0)  # bulk work, still bounded
+        if EVERYTHING in taken.namespaces:
+            await self._timed(self.primary._clear(None), slow)
+            return
+        for namespace in taken.namespaces:
+            prefix = self.primary.build_key("", namespace=namespace)
+            await self._timed(drop_namespace(self.primary, prefix), slow)
+        await self._timed(drop_keys(self.primary, list(taken.keys)), slow)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """A shielded primary call nobody waits for any more: consume its outcome."""
+    if not task.cancelled():
+        task.exception()

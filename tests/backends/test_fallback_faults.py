@@ -1,0 +1,207 @@
+"""FallbackCache against real servers that refuse, freeze, die and come back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from aiocache import Cache
+
+from aiocache_ext import FallbackCache, State
+
+from ..servers import MemcachedServer, RedisServer, Server, free_port
+
+P99_LIMIT = 0.050
+RECOVERY_LIMIT = 5.0
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def primary_for(server: Server | None, kind: str, port: int | None = None) -> Any:
+    if kind == "redis":
+        return Cache(Cache.REDIS, endpoint="127.0.0.1", port=port or server.port)  # type: ignore[union-attr]
+    return Cache(Cache.MEMCACHED, endpoint="127.0.0.1", port=port or server.port)  # type: ignore[union-attr]
+
+
+def read_primary(server: Server, kind: str, key: str) -> bytes | None:
+    """The raw value under ``key`` on the server, read without aiocache."""
+    if kind == "redis":
+        client = redis.Redis(host=server.host, port=server.port)
+        try:
+            value: bytes | None = client.get(key)
+            return value
+        finally:
+            client.close()
+    with socket.create_connection((server.host, server.port), timeout=2) as sock:
+        sock.sendall(f"get {key}\r\n".encode())
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            reply += sock.recv(65536)
+    if reply == b"END\r\n":
+        return None
+    return reply.split(b"\r\n")[1]
+
+
+async def wait_for_state(cache: FallbackCache, state: State, limit: float) -> float:
+    """Seconds until ``cache.state`` is ``state`` (polled; fails past ``limit``)."""
+    start = time.monotonic()
+    while cache.state is not state:
+        assert time.monotonic() - start < limit, f"still {cache.state} after {limit}s"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+async def timed_ops(cache: FallbackCache, count: int, prefix: str) -> list[float]:
+    """``count`` set+get pairs; every one must succeed; returns their latencies."""
+    latencies = []
+    for i in range(count):
+        start = time.perf_counter()
+        assert await cache.set(f"{prefix}{i}", i)
+        assert await cache.get(f"{prefix}{i}") == i
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+async def outage(
+    kind: str, server: Server, fault: Callable[[], None], heal: Callable[[], None]
+) -> None:
+    """The shared scenario: load before, during and after an outage, then staleness checks."""
+    changes: list[tuple[State, State]] = []
+    cache = FallbackCache(
+        primary=primary_for(server, kind), on_state_change=lambda o, n, e: changes.append((o, n))
+    )
+    try:
+        assert await cache.set("deleted-in-outage", "old")
+        assert await cache.set("rewritten-in-outage", "old")
+        assert read_primary(server, kind, "deleted-in-outage") == b'"old"'
+        await timed_ops(cache, 50, "before")
+        assert cache.state is State.CLOSED
+
+        fault()
+        first = time.perf_counter()
+        assert await cache.get("before1") in (None, 1)  # the op that finds the outage
+        assert time.perf_counter() - first < 1.0
+        assert cache.state is State.OPEN
+        during = await timed_ops(cache, 300, "during")
+        assert p99(during) < P99_LIMIT
+        assert await cache.delete("deleted-in-outage") in (0, 1, True, False)
+        assert await cache.set("rewritten-in-outage", "new")
+        assert await cache.set("outage-only", "x")
+        assert await cache.get("outage-only") == "x"
+
+        heal()
+        await wait_for_state(cache, State.CLOSED, RECOVERY_LIMIT)
+        assert await cache.set("after", "landed")
+        assert read_primary(server, kind, "after") == b'"landed"'
+        assert await cache.get("deleted-in-outage") is None
+        assert await cache.get("rewritten-in-outage") is None  # the primary's copy is stale
+        assert await cache.get("outage-only") is None
+        assert changes == [(State.CLOSED, State.OPEN), (State.OPEN, State.RECOVERING),
+                           (State.RECOVERING, State.CLOSED)]  # fmt: skip
+    finally:
+        await cache.close()
+
+
+@pytest.mark.redis
+async def test_redis_frozen_by_sigstop(redis_factory: Callable[[], RedisServer]) -> None:
+    server = redis_factory()
+    await outage("redis", server, server.pause, server.resume)
+
+
+@pytest.mark.redis
+async def test_redis_killed_and_restarted_on_the_same_port(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    server = redis_factory()
+    await outage("redis", server, server.kill, server.restart)
+
+
+@pytest.mark.memcached
+async def test_memcached_stopped_and_restarted(
+    memcached_factory: Callable[[], MemcachedServer],
+) -> None:
+    server = memcached_factory()
+    await outage("memcached", server, server.stop, server.restart)
+
+
+@pytest.mark.memcached
+async def test_memcached_frozen_by_sigstop(
+    memcached_factory: Callable[[], MemcachedServer],
+) -> None:
+    server = memcached_factory()
+    await outage("memcached", server, server.pause, server.resume)
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+async def test_starting_with_nothing_listening(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    cache = FallbackCache(primary=primary_for(None, kind, port=free_port()))
+    try:
+        with caplog.at_level(logging.WARNING, logger="aiocache_ext"):
+            latencies = await timed_ops(cache, 200, "k")
+        assert cache.state is State.OPEN
+        assert p99(latencies[1:]) < P99_LIMIT
+        lines = [r for r in caplog.records if "state=open" in r.getMessage()]
+        assert len(lines) == 1  # one line per state change, not one per operation
+    finally:
+        await cache.close()
+
+
+@pytest.mark.redis
+async def test_concurrent_load_through_a_freeze(redis_factory: Callable[[], RedisServer]) -> None:
+    server = redis_factory()
+    cache = FallbackCache(primary=primary_for(server, "redis"))
+    opened_at: list[float] = []
+    cache.on_state_change = lambda o, n, e: (
+        opened_at.append(time.perf_counter()) if n is State.OPEN else None
+    )
+    samples: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+
+    async def worker(n: int) -> None:
+        for i in range(150):
+            start = time.perf_counter()
+            try:
+                await cache.set(f"w{n}:{i}", i)
+                await cache.get(f"w{n}:{i}")
+            except BaseException as exc:  # noqa: BLE001 - counted, must be none
+                errors.append(exc)
+            samples.append((start, time.perf_counter() - start))
+            await asyncio.sleep(0.002)
+
+    async def freeze() -> None:
+        await asyncio.sleep(0.1)
+        server.pause()
+        await asyncio.sleep(0.4)
+        server.resume()
+
+    try:
+        await asyncio.gather(freeze(), *(worker(n) for n in range(8)))
+        assert errors == []
+        assert opened_at, "the freeze was never noticed"
+        after_open = [took for started, took in samples if started > opened_at[0]]
+        assert len(after_open) > 100
+        assert p99(after_open) < P99_LIMIT
+        await wait_for_state(cache, State.CLOSED, RECOVERY_LIMIT)
+    finally:
+        await cache.close()
+
+
+async def test_wrong_answers_are_not_outages(redis_server: RedisServer) -> None:
+    cache = FallbackCache(primary=primary_for(redis_server, "redis"), namespace="answers")
+    try:
+        assert await cache.add("once", 1)
+        with pytest.raises(ValueError, match="already exists"):
+            await cache.add("once", 2)
+        assert cache.state is State.CLOSED
+    finally:
+        await cache.clear(namespace="answers")
+        await cache.close()
