@@ -2,6 +2,7 @@
 
 from .backends import FallbackCache as FallbackCache
 from .backends import State as State
+from .decorators import invalidate as invalidate
 from .decorators import stream_cached as stream_cached
 from .decorators import vary_on_headers as vary_on_headers
 from .exceptions import AiocacheExtError as AiocacheExtError
@@ -31,6 +32,7 @@ __all__ = [
     "State",
     "UnstableKeyError",
     "ValueTooLargeError",
+    "invalidate",
     "key_builder",
     "stream_cached",
     "vary_on_headers",

@@ -1,0 +1,73 @@
+"""``invalidate``: drop every entry of a namespace, after a write route or on demand."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, TypeVar
+
+from aiocache import caches
+from aiocache.base import BaseCache
+
+from .._log import log_once
+from ..backends.fallback import FallbackCache
+from ..backends.namespaces import drop_namespace
+
+logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+class invalidate:  # lower case, like aiocache's ``cached``
+    """Drop every entry of ``namespace``: ``await invalidate(namespace="users", cache=c)``,
+    or ``@invalidate(namespace="users", cache=c)`` on a write route (after it succeeds).
+
+    ``cache`` is a cache, a function decorated with ``cached``/``stream_cached`` (its
+    cache), or an aiocache alias; default: the ``"default"`` alias. Streamed entries are
+    dropped with the rest. Redis: ``SCAN`` + ``UNLINK``, never ``KEYS``/``FLUSHDB``;
+    memcached cannot list keys, so the server is flushed (logged once).
+    """
+
+    def __init__(self, namespace: str, cache: Any = None) -> None:
+        if not namespace:
+            raise ValueError("invalidate needs a namespace; clearing everything is cache.clear()")
+        self.namespace = namespace
+        self._cache = cache
+
+    @property
+    def cache(self) -> BaseCache:
+        target = self._cache
+        if target is None:
+            return caches.get("default")
+        if isinstance(target, str):
+            return caches.get(target)
+        found = getattr(target, "cache", target)
+        if not isinstance(found, BaseCache):
+            raise TypeError(f"invalidate needs a cache, a cached function or an alias: {target!r}")
+        return found
+
+    async def run(self) -> int:
+        """Drop the namespace now; returns how many keys went (-1: server flushed)."""
+        cache = self.cache
+        if isinstance(cache, FallbackCache):
+            await cache.clear(namespace=self.namespace)
+            return 0
+        return await drop_namespace(cache, cache.build_key("", namespace=self.namespace))
+
+    def __await__(self) -> Generator[Any, None, int]:
+        return self.run().__await__()
+
+    def __call__(self, func: F) -> F:
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = await func(*args, **kwargs)
+            try:
+                await self.run()
+            except Exception as exc:  # the write succeeded: do not fail the request
+                log_once(
+                    logger, f"invalidate:{self.namespace}:{type(exc).__name__}",
+                    "namespace not invalidated namespace=%s error=%r", self.namespace, exc,
+                )  # fmt: skip
+            return result
+
+        return wrapper  # type: ignore[return-value]

@@ -1,0 +1,139 @@
+"""invalidate(namespace=...) on memory, Redis and memcached, streamed entries included."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis
+from aiocache.base import BaseCache
+from fastapi import FastAPI
+from starlette.responses import Response, StreamingResponse
+
+from aiocache_ext import FallbackCache, invalidate, key_builder, stream_cached
+
+from ..helpers import client_for
+from ..servers import RedisServer
+
+
+def app_on(cache_a: BaseCache, cache_b: BaseCache, calls: list[str]) -> FastAPI:
+    """``/a/stream`` and ``/a/value`` in namespace A, ``/b/value`` in namespace B."""
+    app = FastAPI()
+
+    @app.get("/a/stream")
+    @stream_cached(cache=cache_a, ttl=60, key_builder=key_builder, segment_size=8)
+    async def stream() -> Response:
+        calls.append("a-stream")
+        return StreamingResponse(iter([b"streamed ", b"body ", b"over segments"]))
+
+    @app.get("/a/value")
+    @stream_cached(cache=cache_a, ttl=60, key_builder=key_builder)
+    async def value_a() -> dict[str, int]:
+        calls.append("a-value")
+        return {"a": 1}
+
+    @app.get("/b/value")
+    @stream_cached(cache=cache_b, ttl=60, key_builder=key_builder)
+    async def value_b() -> dict[str, int]:
+        calls.append("b-value")
+        return {"b": 2}
+
+    @app.post("/a/write")
+    @invalidate(namespace="ns-a", cache=cache_a)
+    async def write(fail: bool = False) -> dict[str, bool]:
+        if fail:
+            raise RuntimeError("write failed")
+        return {"written": True}
+
+    return app
+
+
+async def test_invalidate_drops_a_namespace_streamed_entries_included(
+    cache_factory: Callable[..., BaseCache], backend: str
+) -> None:
+    cache_a, cache_b = cache_factory(namespace="ns-a"), cache_factory(namespace="ns-b")
+    if backend == "memory":  # one in-process store that both namespaces share, as a server
+        cache_b._cache = cache_a._cache  # type: ignore[attr-defined]
+    calls: list[str] = []
+    app = app_on(cache_a, cache_b, calls)
+    paths = ["/a/stream", "/a/value", "/b/value"]
+    async with client_for(app) as client:
+        for _ in range(2):
+            assert [(await client.get(p)).status_code for p in paths] == [200] * 3
+        assert calls == ["a-stream", "a-value", "b-value"]
+
+        dropped = await invalidate(namespace="ns-a", cache=cache_a)
+        assert dropped != 0
+        bodies = [(await client.get(p)).content for p in paths]
+    assert bodies[0] == b"streamed body over segments"
+    expected_b = ["b-value"] if backend == "memcached" else []  # memcached: server flushed
+    assert calls[3:] == ["a-stream", "a-value", *expected_b]
+
+
+async def test_decorator_invalidates_after_a_successful_write_only(
+    cache_factory: Callable[..., BaseCache],
+) -> None:
+    cache_a = cache_factory(namespace="ns-a")
+    calls: list[str] = []
+    app = app_on(cache_a, cache_factory(namespace="ns-b"), calls)
+    async with client_for(app) as client:
+        await client.get("/a/stream")
+        with pytest.raises(RuntimeError):
+            await client.post("/a/write", params={"fail": True})
+        assert (await client.get("/a/stream")).headers["x-cache"] == "HIT"
+        assert (await client.post("/a/write")).json() == {"written": True}
+        assert (await client.get("/a/stream")).headers["x-cache"] == "MISS"
+
+
+@pytest.mark.redis
+async def test_redis_invalidation_never_uses_keys_or_flush(
+    redis_server: RedisServer, request: pytest.FixtureRequest
+) -> None:
+    from ..conftest import make_cache
+
+    cache = make_cache("redis", request, namespace="big")
+    other = make_cache("redis", request, namespace="other")
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    try:
+        await cache.multi_set([(f"k{i}", i) for i in range(3000)])
+        await other.set("keep", 1)
+        client.config_resetstat()
+        assert await invalidate(namespace="big", cache=cache) == 3000
+        stats = client.info("commandstats")
+        assert await other.get("keep") == 1
+        assert client.dbsize() == 1
+    finally:
+        client.flushall()
+        client.close()
+        await cache.close()
+        await other.close()
+    used = {name.removeprefix("cmdstat_") for name in stats}
+    assert not used & {"keys", "flushdb", "flushall"}, used
+    assert {"scan", "unlink"} <= used
+
+
+async def test_invalidate_through_a_fallback_cache(redis_server: RedisServer) -> None:
+    from aiocache import Cache
+
+    primary = Cache(Cache.REDIS, endpoint=redis_server.host, port=redis_server.port)
+    cache = FallbackCache(primary=primary, namespace="fb")
+    other = FallbackCache(
+        primary=Cache(Cache.REDIS, endpoint=redis_server.host, port=redis_server.port),
+        namespace="fb2",
+    )
+    try:
+        await cache.set("x", 1)
+        await other.set("x", 2)
+        await invalidate(namespace="fb", cache=cache)
+        assert await cache.get("x") is None
+        assert await other.get("x") == 2
+    finally:
+        await cache.close()
+        await other.close()
+
+
+def test_invalidate_needs_a_namespace_and_a_cache() -> None:
+    with pytest.raises(ValueError, match="needs a namespace"):
+        invalidate(namespace="")
+    with pytest.raises(TypeError, match="needs a cache"):
+        invalidate(namespace="x", cache=object()).cache  # noqa: B018
