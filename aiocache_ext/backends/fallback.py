@@ -12,6 +12,7 @@ from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
 
 from .._config import build
+from .._tasks import needs_shield, shielded
 from .breaker import Breaker, State
 from .journal import EVERYTHING, Journal
 from .namespaces import drop_keys, drop_namespace
@@ -76,10 +77,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self._breaker = Breaker(float(probe_min), float(probe_max))
         self._journal = Journal(int(journal_size), self.namespace)
         self._probe: asyncio.Task[None] | None = None
-        # aiomcache returns a connection to its pool when an operation is cancelled, with
-        # the reply still unread: the next command on it would read the wrong reply. So
-        # memcached operations are never cancelled; a caller stops waiting instead.
-        self._shield = getattr(self.primary, "NAME", "") == "memcached"
+        self._shield = needs_shield(self.primary)  # see _tasks: never cancel memcached
+        self._inflight: set[Any] = set()
 
     @property
     def state(self) -> State:
@@ -174,9 +173,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     async def _timed(self, call: Awaitable[T], timeout: float | None = None) -> T:
         if not self._shield:
             return await asyncio.wait_for(call, timeout or self.primary_timeout)
-        task = asyncio.ensure_future(call)
-        task.add_done_callback(_retrieve)
-        return await asyncio.wait_for(asyncio.shield(task), timeout or self.primary_timeout)
+        return await shielded(call, timeout or self.primary_timeout, self._inflight)
 
     def _trip(self, error: BaseException) -> None:
         old = self._breaker.state
@@ -246,9 +243,3 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             prefix = self.primary.build_key("", namespace=namespace)
             await self._timed(drop_namespace(self.primary, prefix), slow)
         await self._timed(drop_keys(self.primary, list(taken.keys)), slow)
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """A shielded primary call nobody waits for any more: consume its outcome."""
-    if not task.cancelled():
-        task.exception()

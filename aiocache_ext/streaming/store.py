@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
+from .._tasks import needs_shield, settle, shielded
 from .format import Manifest, is_manifest, parse_manifest
 
 T = TypeVar("T")
@@ -31,6 +32,8 @@ class SegmentStore:
         self.cache = cache
         # An in-process dict cannot hang: no timeout to arm on every call.
         self._timeout = None if isinstance(cache, SimpleMemoryBackend) else cache.timeout
+        self._shield = needs_shield(cache)  # see _tasks: never cancel memcached
+        self._inflight: set[Any] = set()
 
     async def get_entry(self, key: str) -> Any:
         """The value under ``key``: a ``Manifest``, a plain value (decoded with the cache's
@@ -39,7 +42,7 @@ class SegmentStore:
             return await self.cache.get(key, loads_fn=self._loads)
         built = self.cache.build_key(key)
         encoding = self.cache.serializer.encoding
-        if not self._timeout:
+        if not self._timeout and not self._shield:
             return self._loads(await self.cache._get(built, encoding=encoding))
         return self._loads(await self._timed(lambda: self.cache._get(built, encoding=encoding)))
 
@@ -68,8 +71,14 @@ class SegmentStore:
             return parse_manifest(raw)
         return self.cache.serializer.loads(raw)
 
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Let writes cut short by a cancellation finish before they are cleaned up."""
+        await settle(self._inflight, timeout)
+
     async def _timed(self, call: Callable[[], Awaitable[T]]) -> T:
         timeout = self._timeout
+        if self._shield:
+            return await shielded(call(), timeout, self._inflight)
         if not timeout:
             return await call()
         if _timeout_block is not None:  # Python 3.11+: no extra task per call

@@ -103,6 +103,7 @@ class StreamWriter:
         keys = [segment_key(self.key, self.write_id, i) for i in range(self._written)]
         if keys:
             try:
+                await self.store.settle()  # a write cut short may still be landing
                 await self.store.delete(keys)
             except Exception as exc:  # the backend is failing: the segments will expire
                 log_once(logger, "abort-cleanup", "stream cleanup failed error=%r", exc)

@@ -153,14 +153,21 @@ async def test_generator_failure_stores_nothing(
 
 
 async def drive(app: Any, disconnect: str, after_chunks: int) -> list[dict[str, Any]]:
+    return await drive_path(app, "/", disconnect, after_chunks)
+
+
+async def drive_path(
+    app: Any, path: str, disconnect: str, after_chunks: int
+) -> list[dict[str, Any]]:
     """Run one GET at the ASGI level; the client goes away after ``after_chunks`` body
     messages, either by ``http.disconnect`` (ASGI < 2.4) or by ``send`` failing (2.4)."""
     sent: list[dict[str, Any]] = []
     gone = asyncio.Event()
     version = "2.4" if disconnect == "send-fails" else "2.3"
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": version},
-             "http_version": "1.1", "method": "GET", "scheme": "http", "path": "/",
-             "raw_path": b"/", "query_string": b"", "headers": [], "server": ("t", 80)}  # fmt: skip
+             "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "query_string": b"", "headers": [],
+             "server": ("t", 80)}  # fmt: skip
     requested = False
 
     async def receive() -> dict[str, Any]:
@@ -615,3 +622,38 @@ async def test_endpoint_cache_control_is_kept(cache: BaseCache) -> None:
     assert miss.headers.get_list("cache-control") == ["public, max-age=5"]
     assert hit.headers.get_list("cache-control") == ["public, max-age=5"]
     assert hit.headers["x-cache"] == "HIT"
+
+
+@pytest.mark.parametrize("disconnect", ["receive-disconnect", "send-fails"])
+async def test_disconnects_never_leave_a_connection_that_answers_wrongly(
+    cache: BaseCache, disconnect: str
+) -> None:
+    """Cancelled backend calls (memcached: aiomcache would keep the unread reply on the
+    pooled connection) must not make a later read return another key's bytes."""
+    bodies = {path: bytes([n]) * 3000 for n, path in enumerate(["/a", "/b", "/c"], start=65)}
+
+    async def make(request: Request) -> Response:
+        return StreamingResponse(
+            iter([bodies[request.url.path][i : i + 100] for i in range(0, 3000, 100)])
+        )
+
+    routes = []
+    for path in bodies:
+
+        @stream_cached(cache=cache, ttl=60, key=path, segment_size=100, read_batch=2)
+        async def route(request: Request) -> Response:
+            return await make(request)
+
+        routes.append(Route(path, route))
+    app = Starlette(routes=routes)
+    async with client_for(app) as client:
+        for path in bodies:
+            assert (await client.get(path)).content == bodies[path]
+    for _ in range(5):
+        for path in bodies:
+            await drive_path(app, path, disconnect, after_chunks=2)
+        async with client_for(app) as client:
+            for path in bodies:
+                response = await client.get(path)
+                assert response.content == bodies[path]
+                assert response.headers["x-cache"] == "HIT"
