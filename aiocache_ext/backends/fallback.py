@@ -131,7 +131,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             try:
                 if namespace:  # never KEYS (aiocache's RedisCache does): SCAN + UNLINK
                     prefix = self.primary.build_key("", namespace=namespace)
-                    await drop_namespace(self.primary, prefix)
+                    await drop_namespace(self.primary, prefix, self._timed)
                 else:
                     await self._timed(self.primary._clear(None))
                 return True
@@ -241,5 +241,5 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             return
         for namespace in taken.namespaces:
             prefix = self.primary.build_key("", namespace=namespace)
-            await self._timed(drop_namespace(self.primary, prefix), slow)
-        await self._timed(drop_keys(self.primary, list(taken.keys)), slow)
+            await drop_namespace(self.primary, prefix, self._timed)
+        await drop_keys(self.primary, list(taken.keys), self._timed)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
@@ -20,22 +20,29 @@ from aiocache.base import BaseCache
 from .._log import log_once
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+Step = Callable[[Awaitable[Any]], Awaitable[Any]]
 BATCH = 500
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
 
-async def drop_keys(cache: BaseCache, keys: Sequence[Any]) -> None:
-    """Delete built keys, in batches (``UNLINK`` on Redis)."""
+async def _as_is(call: Awaitable[T]) -> T:
+    return await call
+
+
+async def drop_keys(cache: BaseCache, keys: Sequence[Any], step: Step = _as_is) -> None:
+    """Delete built keys, in batches (``UNLINK`` on Redis); ``step`` wraps each backend
+    call (``FallbackCache`` bounds each one with its primary timeout)."""
     client = _redis_client(cache)
     for start in range(0, len(keys), BATCH):
         batch = keys[start : start + BATCH]
         if client is not None:
-            await client.unlink(*batch)
+            await step(client.unlink(*batch))
         else:
-            await asyncio.gather(*(cache._delete(k) for k in batch))
+            await step(asyncio.gather(*(cache._delete(k) for k in batch)))
 
 
-async def drop_namespace(cache: BaseCache, prefix: Any) -> int:
+async def drop_namespace(cache: BaseCache, prefix: Any, step: Step = _as_is) -> int:
     """Delete every key that starts with ``prefix`` (a built key prefix); returns a count
     where the backend can tell (memcached: -1, the whole server was flushed)."""
     client = _redis_client(cache)
@@ -43,10 +50,10 @@ async def drop_namespace(cache: BaseCache, prefix: Any) -> int:
         text = prefix.decode() if isinstance(prefix, bytes) else str(prefix)
         pattern = _GLOB_SPECIAL.sub(r"\\\1", text) + "*"
         dropped, cursor = 0, 0
-        while True:
-            cursor, keys = await client.scan(cursor, match=pattern, count=1000)
+        while True:  # short steps: Redis serves others between them
+            cursor, keys = await step(client.scan(cursor, match=pattern, count=1000))
             if keys:
-                await client.unlink(*keys)
+                await step(client.unlink(*keys))
                 dropped += len(keys)
             if not cursor:
                 return dropped
@@ -60,7 +67,7 @@ async def drop_namespace(cache: BaseCache, prefix: Any) -> int:
         "namespace invalidation flushes the whole server backend=%s prefix=%r "
         "reason=it cannot list keys", type(cache).__name__, prefix,
     )  # fmt: skip
-    await cache._clear(None)
+    await step(cache._clear(None))
     return -1
 
 

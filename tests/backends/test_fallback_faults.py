@@ -205,3 +205,29 @@ async def test_wrong_answers_are_not_outages(redis_server: RedisServer) -> None:
     finally:
         await cache.clear(namespace="answers")
         await cache.close()
+
+
+@pytest.mark.redis
+async def test_namespace_invalidated_during_an_outage_is_dropped_before_reads(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    from aiocache_ext import invalidate
+
+    server = redis_factory()
+    cache = FallbackCache(primary=primary_for(server, "redis"), namespace="users")
+    other = FallbackCache(primary=primary_for(server, "redis"), namespace="orders")
+    try:
+        assert await cache.multi_set([(f"u{i}", i) for i in range(50)])
+        assert await other.set("o1", 1)
+        server.pause()
+        await invalidate(namespace="users", cache=cache)  # the primary cannot hear it now
+        assert cache.state is State.OPEN
+        assert await cache.get("u1") is None
+        server.resume()
+        await wait_for_state(cache, State.CLOSED, RECOVERY_LIMIT)
+        assert [await cache.get(f"u{i}") for i in range(50)] == [None] * 50
+        assert read_primary(server, "redis", "users:u1") is None
+        assert await other.get("o1") == 1  # another namespace is untouched
+    finally:
+        await cache.close()
+        await other.close()
