@@ -1,17 +1,32 @@
-"""Example FastAPI app: aiocache's ``cached`` on routes, keys from ``aiocache_ext.key_builder``.
+"""Example FastAPI app: aiocache's ``cached`` with ``aiocache_ext`` keys, a streamed report
+varied on ``Accept-Language``, and a write route that invalidates.
 
-Run it with ``uvicorn app:app --app-dir examples`` or through ``scripts/demo``.
+Run it with ``uvicorn app:app --app-dir examples`` or through ``scripts/demo``. With
+``REDIS_PORT`` (and ``REDIS_HOST``) set, the shop routes share a ``FallbackCache`` on that
+Redis, so several workers share entries and keep serving if Redis goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import AsyncIterator
 
 from aiocache import Cache, cached
+from aiocache.base import BaseCache
 from fastapi import FastAPI, Request
+from starlette.responses import StreamingResponse
 
-from aiocache_ext import KeyBuilder, key_builder
+from aiocache_ext import (
+    CompressionSerializer,
+    FallbackCache,
+    KeyBuilder,
+    invalidate,
+    key_builder,
+    stream_cached,
+    vary_on_headers,
+)
 
 app = FastAPI(title="aiocache_ext example")
 computed = {"hello": 0, "plain": 0}
@@ -55,3 +70,52 @@ async def report() -> dict[str, object]:
     rows = await build_report(Session(), {"tags": {"a", "b"}, "year": 2024})
     key = report_keys(build_report, Session(), {"year": 2024, "tags": {"b", "a"}})
     return {"rows": rows, "computed": computed["report"], "key": key}
+
+
+def shop_cache() -> BaseCache:
+    """A FallbackCache on Redis when ``REDIS_PORT`` is set, in-process memory otherwise."""
+    port = os.environ.get("REDIS_PORT")
+    if port is None:
+        return Cache(Cache.MEMORY, namespace="shop")
+    primary = Cache(Cache.REDIS, endpoint=os.environ.get("REDIS_HOST", "127.0.0.1"), port=int(port))
+    return FallbackCache(primary=primary, namespace="shop", serializer=CompressionSerializer())
+
+
+shop = shop_cache()
+
+
+@app.get("/report.csv")
+@vary_on_headers("Accept-Language")
+@stream_cached(ttl=600, cache=shop, key_builder=key_builder)
+async def sales_report(request: Request, year: int = 2024) -> StreamingResponse:
+    """Rows streamed as they are produced; ``X-Computed-By`` names the worker that ran it."""
+    french = request.headers.get("accept-language", "").lower().startswith("fr")
+
+    async def rows() -> AsyncIterator[str]:
+        yield "mois,ventes\n" if french else "month,sales\n"
+        for month in range(1, 13):
+            await asyncio.sleep(0.005)
+            yield f"{year}-{month:02d},{1000 + month * 37}\n"
+
+    headers = {"X-Computed-By": str(os.getpid())}
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@app.get("/items/{item_id}")
+@stream_cached(ttl=600, cache=shop, key_builder=key_builder)
+async def item(item_id: int) -> dict[str, object]:
+    return {"item": item_id, "computed_by": os.getpid()}
+
+
+@app.post("/items/{item_id}")
+@invalidate(namespace="shop", cache=shop)
+async def update_item(item_id: int) -> dict[str, object]:
+    """A write: every entry of the shop namespace is dropped once it succeeds."""
+    return {"updated": item_id}
+
+
+@app.get("/health/cache")
+async def cache_health() -> dict[str, object]:
+    state = getattr(shop, "state", None)
+    return {"cache": type(shop).__name__, "state": state.value if state else "local",
+            "pid": os.getpid()}  # fmt: skip

@@ -88,8 +88,11 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         return f"FallbackCache(primary={self.primary!r}, state={self.state.value})"
 
     def _build_key(self, key: Any, namespace: str | None = None) -> Any:
-        """Keys in the primary's own format (memcached wants bytes), used on both sides."""
-        return self.primary.build_key(key, namespace=namespace)
+        """Keys in the primary's own format (memcached wants bytes), used on both sides,
+        in this cache's namespace unless another is given."""
+        return self.primary.build_key(
+            key, namespace=self.namespace if namespace is None else namespace
+        )
 
     # The backend hooks of BaseCache: each one routed.
 

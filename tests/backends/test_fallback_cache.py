@@ -83,7 +83,8 @@ async def test_stream_cached_keeps_serving_through_a_freeze(
     redis_factory: Callable[[], RedisServer],
 ) -> None:
     server = redis_factory()
-    cache = FallbackCache(primary=Cache(Cache.REDIS, endpoint=server.host, port=server.port))
+    primary = Cache(Cache.REDIS, endpoint=server.host, port=server.port)
+    cache = FallbackCache(primary=primary, namespace="reports")
     calls = []
 
     @stream_cached(cache=cache, ttl=60, key="report", segment_size=4)
