@@ -104,7 +104,7 @@ async def sales_report(request: Request, year: int = 2024) -> StreamingResponse:
 @app.get("/items/{item_id}")
 @stream_cached(ttl=600, cache=shop, key_builder=key_builder)
 async def item(item_id: int) -> dict[str, object]:
-    return {"item": item_id, "computed_by": os.getpid()}
+    return {"item": item_id, "computed_by": os.getpid(), "computed_at": time.time()}
 
 
 @app.post("/items/{item_id}")

@@ -49,7 +49,10 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     fallback and opens the circuit, and a background probe (``PING``; memcached
     ``version``) with backoff between ``probe_min`` and ``probe_max`` seconds closes it
     again. Before the primary serves again, every key written or deleted during the
-    outage is deleted there and the fallback is emptied, so nothing stale is served.
+    outage is deleted there and the fallback is emptied, so nothing stale is served;
+    and the fallback keeps serving for ``recovery_hold`` seconds (default ``probe_max``
+    + 0.5) after the primary is back, long enough for the other workers, which probe at
+    least that often, to replay their own outage invalidations before anyone reads again.
     ``on_state_change(old, new, error)`` is called once per change; ``state`` tells.
     """
 
@@ -61,7 +64,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         fallback: Any = None,
         primary_timeout: float = 0.05,
         probe_min: float = 0.05,
-        probe_max: float = 1.0,
+        probe_max: float = 0.5,
+        recovery_hold: float | None = None,
         journal_size: int = 10_000,
         on_state_change: StateHook | None = None,
         serializer: Any = None,
@@ -75,6 +79,9 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self.primary_timeout = float(primary_timeout)
         self.on_state_change = on_state_change
         self._breaker = Breaker(float(probe_min), float(probe_max))
+        # Another worker notices the primary within probe_max plus one probe timeout.
+        hold = float(probe_max) + 0.5 if recovery_hold is None else float(recovery_hold)
+        self.recovery_hold = hold
         self._journal = Journal(int(journal_size), self.namespace)
         self._probe: asyncio.Task[None] | None = None
         self._shield = needs_shield(self.primary)  # see _tasks: never cancel memcached
@@ -219,14 +226,11 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
 
     async def _recover(self) -> None:
         """Undo the outage's changes on the primary, empty the fallback, close."""
+        hold_until = asyncio.get_running_loop().time() + self.recovery_hold
         try:
-            while self._journal:
-                taken = self._journal.take()
-                try:
-                    await self._replay(taken)
-                except BaseException:
-                    self._journal.put_back(taken)
-                    raise
+            await self._drain()
+            await asyncio.sleep(max(0.0, hold_until - asyncio.get_running_loop().time()))
+            await self._drain()  # what was written on the fallback during the hold
             # In-process memory: clearing it does not yield, so no operation can slip in
             # between the last replay and the switch back to the primary.
             await self.fallback._clear(None)
@@ -236,6 +240,16 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             return
         self._breaker.recovered()
         self._changed(State.RECOVERING, State.CLOSED, None)
+
+    async def _drain(self) -> None:
+        """Replay the journal on the primary until it is empty (kept on failure)."""
+        while self._journal:
+            taken = self._journal.take()
+            try:
+                await self._replay(taken)
+            except BaseException:
+                self._journal.put_back(taken)
+                raise
 
     async def _replay(self, taken: Journal) -> None:
         slow = max(self.primary_timeout * 20, 5.0)  # bulk work, still bounded

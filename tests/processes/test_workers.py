@@ -94,11 +94,46 @@ def test_invalidate_through_one_worker_is_seen_by_the_other(
 ) -> None:
     a, b = workers
     pid_a, pid_b = (w.get("/health/cache").json()["pid"] for w in (a, b))
-    assert b.get("/items/7").json() == {"item": 7, "computed_by": pid_b}
-    assert a.get("/items/7").json() == {"item": 7, "computed_by": pid_b}  # shared via Redis
+    first = b.get("/items/7").json()
+    assert first["computed_by"] == pid_b
+    assert a.get("/items/7").json() == first  # shared via Redis
     b.get("/report.csv")
     assert a.get("/report.csv").headers["x-cache"] == "HIT"
 
     assert a.post("/items/7").json() == {"updated": 7}
     assert b.get("/report.csv").headers["x-cache"] == "MISS"
-    assert a.get("/items/7").json() == {"item": 7, "computed_by": pid_a}  # recomputed
+    assert a.get("/items/7").json()["computed_by"] == pid_a  # recomputed
+
+
+def wait_closed(*clients: httpx.Client, limit: float = 10) -> None:
+    deadline = time.monotonic() + limit
+    for client in clients:
+        while client.get("/health/cache").json()["state"] != "closed":
+            assert time.monotonic() < deadline, "a worker did not get back to Redis"
+            time.sleep(0.05)
+
+
+def test_workers_serve_through_a_redis_freeze_and_forget_what_was_invalidated(
+    workers: tuple[httpx.Client, httpx.Client], redis_server: RedisServer
+) -> None:
+    a, b = workers
+    before = b.get("/items/7").json()
+    b.get("/report.csv")
+    assert a.get("/report.csv").headers["x-cache"] == "HIT"
+    redis_server.pause()
+    try:
+        for client in (a, b, a, b):  # each worker keeps serving, from its own memory
+            assert client.get("/items/7").status_code == 200
+            assert client.get("/report.csv").status_code == 200
+        assert {c.get("/health/cache").json()["state"] for c in (a, b)} == {"open"}
+        assert a.post("/items/7").json() == {"updated": 7}  # invalidated during the outage
+    finally:
+        redis_server.resume()
+    resumed = time.time()
+    wait_closed(a, b)
+    for client in (b, a):  # B never saw the invalidation, yet serves nothing from before
+        after = client.get("/items/7").json()
+        assert after["computed_at"] > resumed > before["computed_at"]
+    report = b.get("/report.csv")
+    assert report.status_code == 200
+    assert report.headers["x-cache"] == "MISS"
