@@ -16,15 +16,19 @@ from .servers import RedisServer, free_port
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def test_demo_shows_miss_then_hit() -> None:
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_demo_shows_every_feature(backend: str, request: pytest.FixtureRequest) -> None:
+    port = request.getfixturevalue("redis_server").port if backend == "redis" else free_port()
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo.py")],
+        env={**os.environ, "REDIS_PORT": str(port)},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    outcomes = re.findall(r"GET (\S+)\s+(HIT|MISS)", result.stdout)
+    output = result.stdout
+    outcomes = re.findall(r"GET (/hello/\S+|/plain/\S+)\s+(HIT|MISS)", output)
     assert outcomes == [
         ("/hello/ada", "MISS"),
         ("/hello/ada", "HIT"),
@@ -32,8 +36,22 @@ def test_demo_shows_miss_then_hit() -> None:
         ("/hello/grace", "MISS"),
         ("/plain/ada", "MISS"),
         ("/plain/ada", "MISS"),
-    ], result.stdout
-    assert "two calls, endpoint runs: 1" in result.stdout
+    ], output
+    assert "two calls, endpoint runs: 1" in output
+    streamed = re.findall(r"GET /report.csv \[(en|fr)\] (MISS|HIT) .*first line: '([^']+)'", output)
+    assert streamed == [
+        ("en", "MISS", "month,sales"),
+        ("fr", "MISS", "mois,ventes"),
+        ("en", "HIT", "month,sales"),
+        ("fr", "HIT", "mois,ventes"),
+    ], output
+    assert "If-None-Match: 304, 0 bytes" in output
+    assert re.search(r"pickled [\d.]+ MB -> stored [\d.]+ MB .* read back equal: True", output)
+    expected = (
+        "FallbackCache (Redis on port" if backend == "redis" else "SimpleMemoryCache (memory)"
+    )
+    assert expected in output
+    assert f"cache state at the end: {'closed' if backend == 'redis' else 'local'}" in output
 
 
 def run_example(name: str, redis_port: int) -> str:
