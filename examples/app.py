@@ -107,6 +107,31 @@ async def item(item_id: int) -> dict[str, object]:
     return {"item": item_id, "computed_by": os.getpid(), "computed_at": time.time()}
 
 
+@app.get("/uncached/items/{item_id}")
+async def item_uncached(item_id: int) -> dict[str, object]:
+    """The same route without a cache, for comparisons."""
+    return {"item": item_id, "computed_by": os.getpid(), "computed_at": time.time()}
+
+
+BLOCK = bytes(range(256)) * 256  # 64 KiB
+
+
+async def blob_chunks() -> AsyncIterator[bytes]:
+    for _ in range(16):  # 1 MiB in 64 KiB chunks
+        yield BLOCK
+
+
+@app.get("/blob")
+@stream_cached(ttl=600, cache=shop, key_builder=key_builder)
+async def blob() -> StreamingResponse:
+    return StreamingResponse(blob_chunks(), media_type="application/octet-stream")
+
+
+@app.get("/uncached/blob")
+async def blob_uncached() -> StreamingResponse:
+    return StreamingResponse(blob_chunks(), media_type="application/octet-stream")
+
+
 @app.post("/items/{item_id}")
 @invalidate(namespace="shop", cache=shop)
 async def update_item(item_id: int) -> dict[str, object]:

@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from ..servers import RedisServer, free_port
+from ..servers import RedisServer
+from .workers import Worker, wait_closed
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 pytestmark = pytest.mark.redis
-
-
-class Worker:
-    """One uvicorn process serving examples/app.py on a free loopback port."""
-
-    def __init__(self, redis_port: int) -> None:
-        self.port = free_port()
-        env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port)}
-        command = [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLES),
-                   "--host", "127.0.0.1", "--port", str(self.port),
-                   "--log-level", "warning"]  # fmt: skip
-        self.process = subprocess.Popen(command, env=env)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
-
-    def wait_ready(self, limit: float = 20) -> None:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "uvicorn exited at start"
-            try:
-                self.client.get("/health/cache")
-                return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError(f"uvicorn did not answer on port {self.port} in {limit}s")
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -103,14 +66,6 @@ def test_invalidate_through_one_worker_is_seen_by_the_other(
     assert a.post("/items/7").json() == {"updated": 7}
     assert b.get("/report.csv").headers["x-cache"] == "MISS"
     assert a.get("/items/7").json()["computed_by"] == pid_a  # recomputed
-
-
-def wait_closed(*clients: httpx.Client, limit: float = 10) -> None:
-    deadline = time.monotonic() + limit
-    for client in clients:
-        while client.get("/health/cache").json()["state"] != "closed":
-            assert time.monotonic() < deadline, "a worker did not get back to Redis"
-            time.sleep(0.05)
 
 
 def test_workers_serve_through_a_redis_freeze_and_forget_what_was_invalidated(

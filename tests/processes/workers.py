@@ -1,0 +1,56 @@
+"""uvicorn processes of examples/app.py for the multi-worker and load tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ..servers import free_port
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
+
+
+class Worker:
+    """One uvicorn process serving examples/app.py on a free loopback port."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.port = free_port()
+        env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port)}
+        command = [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLES),
+                   "--host", "127.0.0.1", "--port", str(self.port),
+                   "--log-level", "warning"]  # fmt: skip
+        self.process = subprocess.Popen(command, env=env)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+
+    def wait_ready(self, limit: float = 20) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "uvicorn exited at start"
+            try:
+                self.client.get("/health/cache")
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError(f"uvicorn did not answer on port {self.port} in {limit}s")
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def wait_closed(*clients: httpx.Client, limit: float = 10) -> None:
+    deadline = time.monotonic() + limit
+    for client in clients:
+        while client.get("/health/cache").json()["state"] != "closed":
+            assert time.monotonic() < deadline, "a worker did not get back to Redis"
+            time.sleep(0.05)
