@@ -13,6 +13,17 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_timeout_block = getattr(asyncio, "timeout", None)  # Python 3.11+
+
+
+async def bounded(call: Awaitable[T], timeout: float | None) -> T:
+    """``call`` cancelled after ``timeout`` seconds; on 3.11+ without a task per call."""
+    if not timeout:
+        return await call
+    if _timeout_block is not None:
+        async with _timeout_block(timeout):
+            return await call
+    return await asyncio.wait_for(call, timeout)
 
 
 def needs_shield(cache: Any) -> bool:

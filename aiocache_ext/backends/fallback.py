@@ -12,7 +12,7 @@ from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
 
 from .._config import build
-from .._tasks import needs_shield, shielded
+from .._tasks import bounded, needs_shield, shielded
 from .breaker import Breaker, State
 from .journal import EVERYTHING, Journal
 from .namespaces import drop_keys, drop_namespace
@@ -182,7 +182,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
 
     async def _timed(self, call: Awaitable[T], timeout: float | None = None) -> T:
         if not self._shield:
-            return await asyncio.wait_for(call, timeout or self.primary_timeout)
+            return await bounded(call, timeout or self.primary_timeout)
         return await shielded(call, timeout or self.primary_timeout, self._inflight)
 
     def _trip(self, error: BaseException) -> None:

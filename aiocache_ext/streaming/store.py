@@ -18,11 +18,10 @@ from typing import Any, TypeVar
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
-from .._tasks import needs_shield, settle, shielded
+from .._tasks import bounded, needs_shield, settle, shielded
 from .format import Manifest, is_manifest, parse_manifest
 
 T = TypeVar("T")
-_timeout_block = getattr(asyncio, "timeout", None)
 
 
 class SegmentStore:
@@ -79,12 +78,7 @@ class SegmentStore:
         timeout = self._timeout
         if self._shield:
             return await shielded(call(), timeout, self._inflight)
-        if not timeout:
-            return await call()
-        if _timeout_block is not None:  # Python 3.11+: no extra task per call
-            async with _timeout_block(timeout):
-                return await call()
-        return await asyncio.wait_for(call(), timeout)
+        return await bounded(call(), timeout)
 
 
 def _identity(value: str) -> str:
