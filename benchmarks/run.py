@@ -1,0 +1,65 @@
+"""Every benchmark, one command: each one's tables, then the targets beside the measures.
+
+python benchmarks/run.py        # about 10 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import machine, table
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["compression.py", "streaming.py", "outage.py", "invalidation.py", "load.py"]
+
+
+def run(script: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(HERE / script)], capture_output=True, text=True, timeout=1800
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{script} failed:\n{result.stdout}\n{result.stderr}")
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("machine:")]
+    return "\n".join(lines).strip()
+
+
+def cell(output: str, pattern: str) -> str:
+    found = re.search(pattern, output, re.M)
+    return found.group(1) if found else "?"
+
+
+def main() -> None:
+    print(f"machine: {machine()}\n")
+    outputs = {}
+    for script in SCRIPTS:
+        outputs[script] = run(script)
+        print(f"## {script}\n\n{outputs[script]}\n", flush=True)
+    streaming, outage, load = outputs["streaming.py"], outputs["outage.py"], outputs["load.py"]
+    rows = [
+        ["stream replay of 64 MiB from Redis vs raw MGET (1 KiB chunks)", "≥ 0.6x",
+         cell(streaming, r"^\| 1 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
+        ["same, 64 KiB chunks", "≥ 0.6x",
+         cell(streaming, r"^\| 64 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
+        ["small Response hit (memory) vs uncached FastAPI route", "≥ 1.0x",
+         cell(streaming, r"^\| /stream-cached \|[^|]+\| ([\d.]+) \|") + "x"],
+        ["plain aiocache.cached, same route (for scale)", "",
+         cell(streaming, r"^\| /aiocache \|[^|]+\| ([\d.]+) \|") + "x"],
+        ["p99 during a Redis freeze, breaker open", "< 10 ms",
+         cell(outage, r"^\| FallbackCache \| during, breaker open \|[^|]+\|[^|]+\| ([\d.]+) \|")
+         + " ms"],
+        ["breaker open after the freeze", "< 1 s",
+         cell(outage, r"first request waited (\d+) ms") + " ms"],
+        ["back on Redis after it returns", "< 2 s",
+         cell(outage, r"back on Redis ([\d.]+) s") + " s"],
+        ["load test errors with Redis frozen (2 workers, wrk)", "0",
+         cell(load, r"^\| small, Redis frozen \(SIGSTOP\) \|[^|]+\|[^|]+\|[^|]+\| (\d+) \|")],
+    ]  # fmt: skip
+    print("## Targets\n")
+    print(table(["measure", "target", "measured"], rows))
+
+
+if __name__ == "__main__":
+    main()
