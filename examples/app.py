@@ -3,7 +3,8 @@ varied on ``Accept-Language``, and a write route that invalidates.
 
 Run it with ``uvicorn app:app --app-dir examples`` or through ``scripts/demo``. With
 ``REDIS_PORT`` (and ``REDIS_HOST``) set, the shop routes share a ``FallbackCache`` on that
-Redis, so several workers share entries and keep serving if Redis goes away.
+Redis (or memcached, with ``MEMCACHED_PORT``), so several workers share entries and keep
+serving if it goes away.
 """
 
 from __future__ import annotations
@@ -73,11 +74,15 @@ async def report() -> dict[str, object]:
 
 
 def shop_cache() -> BaseCache:
-    """A FallbackCache on Redis when ``REDIS_PORT`` is set, in-process memory otherwise."""
-    port = os.environ.get("REDIS_PORT")
-    if port is None:
+    """A FallbackCache on Redis when ``REDIS_PORT`` is set (on memcached when
+    ``MEMCACHED_PORT`` is), in-process memory otherwise."""
+    host = os.environ.get("REDIS_HOST", "127.0.0.1")
+    if "REDIS_PORT" in os.environ:
+        primary = Cache(Cache.REDIS, endpoint=host, port=int(os.environ["REDIS_PORT"]))
+    elif "MEMCACHED_PORT" in os.environ:
+        primary = Cache(Cache.MEMCACHED, endpoint=host, port=int(os.environ["MEMCACHED_PORT"]))
+    else:
         return Cache(Cache.MEMORY, namespace="shop")
-    primary = Cache(Cache.REDIS, endpoint=os.environ.get("REDIS_HOST", "127.0.0.1"), port=int(port))
     return FallbackCache(primary=primary, namespace="shop", serializer=CompressionSerializer())
 
 

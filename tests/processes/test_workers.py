@@ -8,15 +8,26 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ..servers import RedisServer
+from ..servers import Server
 from .workers import Worker, wait_closed
 
-pytestmark = pytest.mark.redis
+KINDS = [
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("memcached", marks=pytest.mark.memcached),
+]
+
+
+@pytest.fixture(params=KINDS)
+def server(request: pytest.FixtureRequest) -> Server:
+    """The shared cache server: one run on Redis, one on memcached."""
+    found: Server = request.getfixturevalue(f"{request.param}_server")
+    return found
 
 
 @pytest.fixture
-def workers(redis_server: RedisServer) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    started = [Worker(redis_server.port), Worker(redis_server.port)]
+def workers(server: Server) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    kind = "redis" if server.name == "redis-server" else "memcached"
+    started = [Worker(server.port, kind), Worker(server.port, kind)]
     try:
         for worker in started:
             worker.wait_ready()
@@ -68,14 +79,14 @@ def test_invalidate_through_one_worker_is_seen_by_the_other(
     assert a.get("/items/7").json()["computed_by"] == pid_a  # recomputed
 
 
-def test_workers_serve_through_a_redis_freeze_and_forget_what_was_invalidated(
-    workers: tuple[httpx.Client, httpx.Client], redis_server: RedisServer
+def test_workers_serve_through_a_freeze_and_forget_what_was_invalidated(
+    workers: tuple[httpx.Client, httpx.Client], server: Server
 ) -> None:
     a, b = workers
     before = b.get("/items/7").json()
     b.get("/report.csv")
     assert a.get("/report.csv").headers["x-cache"] == "HIT"
-    redis_server.pause()
+    server.pause()
     try:
         for client in (a, b, a, b):  # each worker keeps serving, from its own memory
             assert client.get("/items/7").status_code == 200
@@ -83,7 +94,7 @@ def test_workers_serve_through_a_redis_freeze_and_forget_what_was_invalidated(
         assert {c.get("/health/cache").json()["state"] for c in (a, b)} == {"open"}
         assert a.post("/items/7").json() == {"updated": 7}  # invalidated during the outage
     finally:
-        redis_server.resume()
+        server.resume()
     resumed = time.time()
     wait_closed(a, b)
     for client in (b, a):  # B never saw the invalidation, yet serves nothing from before
