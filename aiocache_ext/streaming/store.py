@@ -10,15 +10,15 @@ no plugins is read through ``_get`` directly, which saves aiocache's per-call ta
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
 from .._tasks import bounded, needs_shield, settle, shielded
+from ..backends.namespaces import drop_keys
 from .format import Manifest, is_manifest, parse_manifest
 
 T = TypeVar("T")
@@ -41,9 +41,7 @@ class SegmentStore:
             return await self.cache.get(key, loads_fn=self._loads)
         built = self.cache.build_key(key)
         encoding = self.cache.serializer.encoding
-        if not self._timeout and not self._shield:
-            return self._loads(await self.cache._get(built, encoding=encoding))
-        return self._loads(await self._timed(lambda: self.cache._get(built, encoding=encoding)))
+        return self._loads(await self._timed(self.cache._get(built, encoding=encoding)))
 
     async def put_manifest(self, key: str, manifest: Manifest, ttl: int | None) -> None:
         await self.cache.set(key, manifest.dumps(), ttl=ttl, dumps_fn=_identity)
@@ -52,16 +50,15 @@ class SegmentStore:
         if not keys:
             return []
         built = [self.cache.build_key(k) for k in keys]
-        values: list[Any] = await self._timed(lambda: self.cache._multi_get(built, encoding=None))
+        values: list[Any] = await self._timed(self.cache._multi_get(built, encoding=None))
         return [None if v is None else bytes(v) for v in values]
 
     async def put_segment(self, key: str, data: bytes, ttl: int | None) -> None:
         built = self.cache.build_key(key)
-        await self._timed(lambda: self.cache._set(built, data, ttl=ttl))
+        await self._timed(self.cache._set(built, data, ttl=ttl))
 
     async def delete(self, keys: Sequence[str]) -> None:
-        built = [self.cache.build_key(k) for k in keys]
-        await self._timed(lambda: asyncio.gather(*(self.cache._delete(k) for k in built)))
+        await drop_keys(self.cache, [self.cache.build_key(k) for k in keys], self._timed)
 
     def _loads(self, raw: Any) -> Any:
         if raw is None:
@@ -74,11 +71,10 @@ class SegmentStore:
         """Let writes cut short by a cancellation finish before they are cleaned up."""
         await settle(self._inflight, timeout)
 
-    async def _timed(self, call: Callable[[], Awaitable[T]]) -> T:
-        timeout = self._timeout
+    async def _timed(self, call: Awaitable[T]) -> T:
         if self._shield:
-            return await shielded(call(), timeout, self._inflight)
-        return await bounded(call(), timeout)
+            return await shielded(call, self._timeout, self._inflight)
+        return await bounded(call, self._timeout)
 
 
 def _identity(value: str) -> str:
