@@ -40,7 +40,7 @@ class StoringResponse(Response):
         self.inner = inner
         self.status_code = inner.status_code
         self.raw_headers = inner.raw_headers  # the same list: later changes reach the client
-        self.background = None  # the inner response runs its own background tasks
+        self.background = None  # set by FastAPI for the endpoint's BackgroundTasks
         self._writer = writer
         self._extra = extra_headers
         self._storable = storable
@@ -68,6 +68,8 @@ class StoringResponse(Response):
                     commit = asyncio.ensure_future(writer.commit(status, endpoint_headers))
                     commit.add_done_callback(self._committed)
 
+        if self.background is not None and self.inner.background is None:
+            self.inner.background = self.background  # run after the body, as without us
         try:
             await self.inner(scope, receive, tee)
         finally:
@@ -134,6 +136,7 @@ class ReplayResponse(Response):
         if self._reader is None:  # HEAD, an inline body or an empty one: one message
             body = b"".join(self._first) if self._first else b""
             await send({"type": "http.response.body", "body": body, "more_body": False})
+            await self._run_background()
             return
         try:
             async for segment in self._reader.stream(self._first or []):
@@ -145,3 +148,8 @@ class ReplayResponse(Response):
                 await self._broken()
             raise
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._run_background()
+
+    async def _run_background(self) -> None:
+        if self.background is not None:  # FastAPI's, when the endpoint takes BackgroundTasks
+            await self.background()

@@ -12,7 +12,7 @@ import pytest
 import redis
 from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer, PickleSerializer
-from fastapi import FastAPI
+from fastapi import BackgroundTasks, FastAPI
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
@@ -657,3 +657,20 @@ async def test_disconnects_never_leave_a_connection_that_answers_wrongly(
                 response = await client.get(path)
                 assert response.content == bodies[path]
                 assert response.headers["x-cache"] == "HIT"
+
+
+async def test_fastapi_background_tasks_run_on_a_miss(cache: BaseCache) -> None:
+    app = FastAPI()
+    ran: list[str] = []
+
+    @app.get("/export")
+    @stream_cached(cache=cache, ttl=60, key="export")
+    async def export(background_tasks: BackgroundTasks) -> Response:
+        background_tasks.add_task(ran.append, "audit")
+        return StreamingResponse(iter([b"rows"]))
+
+    async with client_for(app) as client:
+        miss, hit = await client.get("/export"), await client.get("/export")
+    assert (miss.content, hit.content) == (b"rows", b"rows")
+    assert hit.headers["x-cache"] == "HIT"
+    assert ran == ["audit"]  # the endpoint's task ran on the miss; the hit ran no endpoint
