@@ -63,6 +63,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         primary: Any = None,
         fallback: Any = None,
         primary_timeout: float = 0.05,
+        first_timeout: float = 1.0,
         probe_min: float = 0.05,
         probe_max: float = 0.5,
         recovery_hold: float | None = None,
@@ -77,6 +78,10 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self.primary: BaseCache = build(primary, BaseCache, "cache")
         self.fallback: BaseCache = build(fallback or SimpleMemoryCache(), BaseCache, "cache")
         self.primary_timeout = float(primary_timeout)
+        # The first operation also opens a connection (and, for redis-py, a handshake):
+        # it gets longer, so a busy start is not mistaken for an outage.
+        self.first_timeout = max(float(first_timeout), self.primary_timeout)
+        self._answered = False
         self.on_state_change = on_state_change
         self._breaker = Breaker(float(probe_min), float(probe_max))
         # Another worker notices the primary within probe_max plus one probe timeout.
@@ -172,10 +177,14 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self, name: str, *args: Any, touched: Iterable[Any] | None = None, **kwargs: Any
     ) -> Any:
         if self._breaker.closed:
+            timeout = self.primary_timeout if self._answered else self.first_timeout
             try:
-                return await self._timed(getattr(self.primary, name)(*args, **kwargs))
+                result = await self._timed(getattr(self.primary, name)(*args, **kwargs), timeout)
             except OUTAGE_ERRORS as exc:
                 self._trip(exc)
+            else:
+                self._answered = True
+                return result
         if touched is not None:
             self._journal.touched(touched)
         return await getattr(self.fallback, name)(*args, **kwargs)
