@@ -83,7 +83,13 @@ def shop_cache() -> BaseCache:
         primary = Cache(Cache.MEMCACHED, endpoint=host, port=int(os.environ["MEMCACHED_PORT"]))
     else:
         return Cache(Cache.MEMORY, namespace="shop")
-    return FallbackCache(primary=primary, namespace="shop", serializer=CompressionSerializer())
+    timeout = float(os.environ.get("CACHE_PRIMARY_TIMEOUT", "0.05"))
+    return FallbackCache(
+        primary=primary,
+        namespace="shop",
+        serializer=CompressionSerializer(),
+        primary_timeout=timeout,
+    )
 
 
 shop = shop_cache()

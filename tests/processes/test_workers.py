@@ -28,7 +28,10 @@ def server(request: pytest.FixtureRequest) -> Server:
 @pytest.fixture
 def workers(server: Server) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     kind = "redis" if server.name == "redis-server" else "memcached"
-    started = [Worker(server.port, kind), Worker(server.port, kind)]
+    # Four processes share two cores here: a 50 ms timeout can expire on a healthy
+    # server, which would (rightly) keep a worker on its own memory for a second and
+    # make the sharing checks below meaningless.
+    started = [Worker(server.port, kind, 0.25), Worker(server.port, kind, 0.25)]
     try:
         for worker in started:
             worker.wait_ready()

@@ -18,10 +18,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 class Worker:
     """One uvicorn process serving examples/app.py on a free loopback port."""
 
-    def __init__(self, cache_port: int, kind: str = "redis") -> None:
+    def __init__(self, cache_port: int, kind: str = "redis", primary_timeout: float = 0.05) -> None:
         self.port = free_port()
         inherited = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
-        env = {**inherited, "REDIS_HOST": "127.0.0.1", f"{kind.upper()}_PORT": str(cache_port)}
+        env = {**inherited, "REDIS_HOST": "127.0.0.1", f"{kind.upper()}_PORT": str(cache_port),
+               "CACHE_PRIMARY_TIMEOUT": str(primary_timeout)}  # fmt: skip
         command = [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLES),
                    "--host", "127.0.0.1", "--port", str(self.port),
                    "--log-level", "warning"]  # fmt: skip
