@@ -9,7 +9,7 @@ is cancelled stops waiting, and the call still finishes and leaves its connectio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -53,3 +53,22 @@ def _finished(inflight: set[Any]) -> Any:
             task.exception()  # consumed: nobody may be waiting any more
 
     return done
+
+
+class Guard:
+    """How one backend's calls are awaited: bounded by a timeout, and on memcached never
+    cancelled halfway (tracked in ``inflight`` until they end)."""
+
+    def __init__(self, cache: Any) -> None:
+        self.inflight: set[Any] = set()
+        # Chosen once: this sits on every cache hit.
+        self.run: Callable[[Awaitable[Any], float | None], Awaitable[Any]] = (
+            self._shielded if needs_shield(cache) else bounded
+        )
+
+    async def _shielded(self, call: Awaitable[T], timeout: float | None) -> T:
+        return await shielded(call, timeout, self.inflight)
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Let calls cut short by a cancellation finish, e.g. before cleaning up after them."""
+        await settle(self.inflight, timeout)

@@ -12,7 +12,7 @@ from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
 
 from .._config import build
-from .._tasks import bounded, needs_shield, shielded
+from .._tasks import Guard
 from .breaker import Breaker, State
 from .journal import EVERYTHING, Journal
 from .namespaces import drop_keys, drop_namespace
@@ -89,8 +89,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self.recovery_hold = hold
         self._journal = Journal(int(journal_size), self.namespace)
         self._probe: asyncio.Task[None] | None = None
-        self._shield = needs_shield(self.primary)  # see _tasks: never cancel memcached
-        self._inflight: set[Any] = set()
+        self._guard = Guard(self.primary)
 
     @property
     def state(self) -> State:
@@ -190,9 +189,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         return await getattr(self.fallback, name)(*args, **kwargs)
 
     async def _timed(self, call: Awaitable[T], timeout: float | None = None) -> T:
-        if not self._shield:
-            return await bounded(call, timeout or self.primary_timeout)
-        return await shielded(call, timeout or self.primary_timeout, self._inflight)
+        result: T = await self._guard.run(call, timeout or self.primary_timeout)
+        return result
 
     def _trip(self, error: BaseException) -> None:
         old = self._breaker.state

@@ -14,6 +14,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from starlette.requests import HTTPConnection
+
 
 class EndpointSignature:
     """An endpoint's signature with annotations resolved, plus the parameters we add."""
@@ -48,3 +50,20 @@ class EndpointSignature:
         variadic = [p for p in self._params if p.kind is inspect.Parameter.VAR_KEYWORD]
         others = [p for p in self._params if p.kind is not inspect.Parameter.VAR_KEYWORD]
         return inspect.Signature([*others, *self._added, *variadic])
+
+
+def take(kwargs: dict[str, Any], name: str, added: bool) -> Any:
+    """The value of parameter ``name``: removed when we added it (the endpoint must not
+    see it), left in place when it is the endpoint's own."""
+    return kwargs.pop(name, None) if added else kwargs.get(name)
+
+
+def take_request(
+    args: tuple[Any, ...], kwargs: dict[str, Any], name: str, added: bool
+) -> HTTPConnection | None:
+    """The request: from its parameter (FastAPI), else the first argument of that type
+    (plain Starlette routes call ``endpoint(request)``)."""
+    found = kwargs.pop(name, None) if added else kwargs.get(name)  # ``take``, inlined: hot path
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, HTTPConnection)), None)

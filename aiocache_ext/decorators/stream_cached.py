@@ -11,7 +11,7 @@ from typing import Any
 
 from aiocache import Cache, cached, caches
 from aiocache.base import SENTINEL, BaseCache
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from .._log import log_once
@@ -23,7 +23,7 @@ from ..streaming.responses import RawHeaders, ReplayResponse, StoringResponse, s
 from ..streaming.store import SegmentStore
 from ..streaming.writer import StreamWriter
 from ._key_scope import install, scoped_key, varied_headers
-from ._signature import EndpointSignature
+from ._signature import EndpointSignature, take_request
 from .vary_on_headers import REQUEST_PARAM
 
 logger = logging.getLogger(__name__)
@@ -131,12 +131,7 @@ class stream_cached(cached):  # type: ignore[misc]
         aiocache_wait_for_write: bool = True,
         **kwargs: Any,
     ) -> Any:
-        name, added = self._request_param
-        request = kwargs.pop(name, None) if added else kwargs.get(name)
-        if request is None:
-            request = next(
-                (a for a in (*args, *kwargs.values()) if isinstance(a, HTTPConnection)), None
-            )
+        request = take_request(args, kwargs, *self._request_param)
         if not isinstance(request, Request):  # a plain function call: exactly ``cached``
             return await super().decorator(
                 f, *args, cache_read=cache_read, cache_write=cache_write,

@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiocache.base import BaseCache
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from .._log import log_once
 from ..http.vary import merge_vary, normalize_header_value
 from ..keys import vary_suffix
 from ._key_scope import install, key_scope
-from ._signature import EndpointSignature
+from ._signature import EndpointSignature, take, take_request
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,8 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            request = _take(kwargs, request_name, request_added)
-            if request is None:
-                request = _find_request(args, kwargs)
-            sub_response = _take(kwargs, response_name, response_added)
+            request = take_request(args, kwargs, request_name, request_added)
+            sub_response = take(kwargs, response_name, response_added)
             if request is None:
                 log_once(
                     logger,
@@ -76,18 +74,6 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-def _take(kwargs: dict[str, Any], name: str, added: bool) -> Any:
-    """Our own parameter is removed before the endpoint call; the endpoint's is kept."""
-    return kwargs.pop(name, None) if added else kwargs.get(name)
-
-
-def _find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection | None:
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, HTTPConnection):
-            return value
-    return None
 
 
 def _add_vary(response: Response | None, names: tuple[str, ...]) -> None:

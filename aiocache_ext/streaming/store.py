@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
-from .._tasks import bounded, needs_shield, settle, shielded
+from .._tasks import Guard
 from ..backends.namespaces import drop_keys
 from .format import Manifest, is_manifest, parse_manifest
 
@@ -31,8 +31,7 @@ class SegmentStore:
         self.cache = cache
         # An in-process dict cannot hang: no timeout to arm on every call.
         self._timeout = None if isinstance(cache, SimpleMemoryBackend) else cache.timeout
-        self._shield = needs_shield(cache)  # see _tasks: never cancel memcached
-        self._inflight: set[Any] = set()
+        self._guard = Guard(cache)
 
     async def get_entry(self, key: str) -> Any:
         """The value under ``key``: a ``Manifest``, a plain value (decoded with the cache's
@@ -67,14 +66,12 @@ class SegmentStore:
             return parse_manifest(raw)
         return self.cache.serializer.loads(raw)
 
-    async def settle(self, timeout: float = 5.0) -> None:
+    async def settle(self) -> None:
         """Let writes cut short by a cancellation finish before they are cleaned up."""
-        await settle(self._inflight, timeout)
+        await self._guard.settle()
 
-    async def _timed(self, call: Awaitable[T]) -> T:
-        if self._shield:
-            return await shielded(call, self._timeout, self._inflight)
-        return await bounded(call, self._timeout)
+    def _timed(self, call: Awaitable[T]) -> Awaitable[T]:
+        return self._guard.run(call, self._timeout)
 
 
 def _identity(value: str) -> str:

@@ -16,6 +16,8 @@ from starlette.routing import Route
 
 from aiocache_ext import KeyBuilder, key_builder
 
+from ..helpers import same_server
+
 HEADER_VALUE = ("text/html; q=0.9, tab\there new\nline ü ✓ " * 300)[:10_240]
 
 
@@ -30,7 +32,7 @@ def get_session() -> Session:
 async def test_calls_with_different_requests_share_one_entry(cache: BaseCache) -> None:
     calls = []
 
-    @cached(cache=type(cache), key_builder=key_builder, **_same_server(cache))
+    @cached(cache=type(cache), key_builder=key_builder, **same_server(cache), namespace="routes")
     async def price(request: Request, item: str, qty: int = 1) -> dict[str, Any]:
         calls.append(item)
         return {"item": item, "total": qty * 3}
@@ -77,7 +79,10 @@ async def fastapi_app(cache: BaseCache) -> AsyncIterator[tuple[FastAPI, list[int
 
     @app.get("/items/{item_id}")
     @cached(
-        cache=type(cache), key_builder=KeyBuilder(ignore_types=[Session]), **_same_server(cache)
+        cache=type(cache),
+        key_builder=KeyBuilder(ignore_types=[Session]),
+        **same_server(cache),
+        namespace="routes",
     )
     async def read_item(
         item_id: int, request: Request, db: Session = Depends(get_session)
@@ -105,7 +110,7 @@ async def test_fastapi_route_with_request_and_db_session_hits(
 async def test_starlette_endpoint_hits(cache: BaseCache) -> None:
     calls: list[str] = []
 
-    @cached(cache=type(cache), key_builder=key_builder, **_same_server(cache))
+    @cached(cache=type(cache), key_builder=key_builder, **same_server(cache), namespace="routes")
     async def compute(name: str) -> dict[str, str]:
         calls.append(name)
         return {"hello": name}
@@ -122,12 +127,3 @@ async def test_starlette_endpoint_hits(cache: BaseCache) -> None:
     finally:
         await compute.cache.close()  # type: ignore[attr-defined]
     assert calls == ["é ü"]
-
-
-def _same_server(cache: BaseCache) -> dict[str, Any]:
-    """aiocache.cached builds its own cache: point it at the fixture's server."""
-    options: dict[str, Any] = {"namespace": "routes"}
-    for attribute in ("endpoint", "port"):
-        if hasattr(cache, attribute):
-            options[attribute] = getattr(cache, attribute)
-    return options
