@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_IGNORE_TYPES",
     "KeyBuilder",
     "escape",
+    "host_suffix",
     "key_builder",
     "shorten",
     "vary_suffix",
@@ -273,6 +274,16 @@ def vary_suffix(values: Sequence[tuple[str, str | None]]) -> str:
         f"{name.lower()}={'-' if value is None else repr(value)}" for name, value in values
     )
     return shorten(f"|vary:{escape(text)}", VARY_SUFFIX_MAX)
+
+
+#: The key part that ``stream_cached`` appends for the request's origin stays this short.
+HOST_SUFFIX_MAX = 60
+
+
+def host_suffix(origin: str) -> str:
+    """The key part for the scheme, host and root path a route answered for, so that
+    absolute URLs built for one host are never served to another's visitors."""
+    return shorten(f"|host:{escape(origin)}", HOST_SUFFIX_MAX)
 
 
 #: The ready key builder: ``cached(key_builder=key_builder)``.

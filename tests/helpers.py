@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import uvicorn
 from aiocache.base import BaseCache
+
+from .servers import free_port
 
 
 def same_server(cache: BaseCache) -> dict[str, Any]:
@@ -17,3 +23,28 @@ def same_server(cache: BaseCache) -> dict[str, Any]:
 def client_for(app: Any) -> httpx.AsyncClient:
     """An httpx client that drives ``app`` in-process through its ASGI interface."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` behind a real uvicorn on a free loopback port, and an HTTP client to it.
+
+    The server runs in the test's event loop, so the test's caches stay usable; the
+    client talks real HTTP/1.1 over TCP (httpx asks for gzip, like browsers do).
+    """
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "uvicorn exited at start"
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{config.port}", timeout=30
+        ) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)

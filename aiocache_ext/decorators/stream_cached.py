@@ -6,18 +6,23 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from aiocache import Cache, cached, caches
 from aiocache.base import SENTINEL, BaseCache
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from .._log import log_once
-from ..http.etag import if_none_match_matches, not_modified_headers
+from ..exceptions import SerializerError
+from ..http.etag import body_digest, if_none_match_matches, not_modified_headers, strong_etag
 from ..http.policy import age, client_cache_control, request_policy
-from ..streaming.format import Manifest
+from ..http.vary import normalize_header_value
+from ..keys import host_suffix, vary_suffix
+from ..streaming.format import Manifest, VaryIndex
+from ..streaming.integrity import Integrity
 from ..streaming.reader import DEFAULT_BATCH, SegmentReader
 from ..streaming.responses import RawHeaders, ReplayResponse, StoringResponse, storable_check
 from ..streaming.store import SegmentStore
@@ -45,6 +50,14 @@ class stream_cached(cached):  # type: ignore[misc]
     - ``header_name``: ``X-Cache: HIT|MISS`` (``None`` to leave it out);
     - ``statuses``, ``allow_private``, ``allow_set_cookie``, ``allow_authorized``,
       ``honor_no_store``: the shared-cache rules of ``aiocache_ext.http.policy``;
+    - ``honor_request_cache_control``: whether a request's ``Cache-Control``/``Pragma``
+      may bypass the cache (``False``, the default: any client could otherwise force
+      origin work; a callable decides per request, e.g. for trusted internal clients);
+    - ``key_host``: key entries by the request's scheme, host and root path (default), so
+      absolute URLs built for one ``Host`` are never served to another host's visitors;
+    - ``secret``: authenticate entries (HMAC-SHA256) so that records written by anyone
+      without it are never served; taken from the cache's ``CompressionSerializer``
+      when it has one;
     - ``client_max_age``: tell clients ``max-age=<remaining ttl>`` instead of ``no-cache``;
     - ``lock_timeout``: how long concurrent misses wait for the first one (seconds);
     - ``read_batch``: segments per backend read; ``inline_size``: bodies up to this size
@@ -72,6 +85,9 @@ class stream_cached(cached):  # type: ignore[misc]
         allow_set_cookie: bool = False,
         allow_authorized: bool = False,
         honor_no_store: bool = True,
+        honor_request_cache_control: bool | Callable[[Request], bool] = False,
+        key_host: bool = True,
+        secret: str | bytes | None = None,
         client_max_age: bool = False,
         lock_timeout: float = 30.0,
         read_batch: int = DEFAULT_BATCH,
@@ -91,6 +107,15 @@ class stream_cached(cached):  # type: ignore[misc]
         self._hit_marker = [(self.header_name, b"HIT")] if self.header_name else []
         self.allow_authorized = allow_authorized
         self.honor_no_store = honor_no_store
+        honor = honor_request_cache_control
+        if not isinstance(honor, bool) and not callable(honor):
+            raise TypeError(
+                "honor_request_cache_control must be True, False or a callable taking the "
+                f"Request and returning a bool, not {honor!r}"
+            )
+        self.honor_request_cache_control = honor_request_cache_control
+        self.key_host = key_host
+        self._secret = secret.encode() if isinstance(secret, str) else secret
         self.client_max_age = client_max_age
         self.lock_timeout = lock_timeout
         self.read_batch = read_batch
@@ -110,7 +135,11 @@ class stream_cached(cached):  # type: ignore[misc]
                 plugins=self._plugins, **self._kwargs,
             )  # fmt: skip
         install(self.cache)
-        self._store = SegmentStore(self.cache)
+        serializer_secret = getattr(self.cache.serializer, "secret", None)
+        self._integrity = Integrity(self._secret or serializer_secret)
+        # With a secret, a plain value is trusted only from a serializer that signs it.
+        self._plain_values = self._integrity.secret is None or serializer_secret is not None
+        self._store = SegmentStore(self.cache, self._integrity)
         signature = EndpointSignature(f)
         self._request_param = signature.parameter_for(Request, REQUEST_PARAM)
 
@@ -139,26 +168,29 @@ class stream_cached(cached):  # type: ignore[misc]
             )  # fmt: skip
 
         headers, method = _RequestHeaders(request), request.method
+        honored = self._honors_cache_control(request)
         policy = request_policy(
             method,
-            headers.cache_control,
-            headers.pragma,
+            headers.cache_control if honored else (),
+            headers.pragma if honored else (),
             authorization=headers.authorization,
             vary=varied_headers(self.cache) if headers.authorization else (),
             allow_authorized=self.allow_authorized,
             honor_no_store=self.honor_no_store,
         )
         key = self.get_cache_key(f, args, kwargs)
+        if self.key_host:
+            key += host_suffix(headers.origin(request.scope))
         stored_key = scoped_key(self.cache, key)  # final now: the response outlives the call
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and method == "GET"
         if read:
-            found = await self._lookup(stored_key, method, headers.if_none_match)
+            found = await self._lookup(stored_key, request, headers.if_none_match)
             if found is not None:
                 return found
         flight = stored_key
         if read and write and await self._wait_for_flight(flight):
-            found = await self._lookup(stored_key, method, headers.if_none_match)
+            found = await self._lookup(stored_key, request, headers.if_none_match)
             if found is not None:
                 return found
         if write:
@@ -170,29 +202,61 @@ class stream_cached(cached):  # type: ignore[misc]
             raise
         if not isinstance(result, Response):
             if write and not self.skip_cache_func(result):
-                await self.set_in_cache(key, result)
+                if self._plain_values:
+                    await self.set_in_cache(key, result)
+                else:
+                    log_once(logger, "plain-unsigned", _UNSIGNED_PLAIN, f.__qualname__)
             self._end_flight(flight)
             return result
-        extra = self._miss_headers(result)
+        extra = self._miss_headers(result, write)
         if not write:
             self._end_flight(flight)
             result.raw_headers.extend(extra)
             return result
         writer = StreamWriter(
-            self._store, stored_key, self._ttl(), self.segment_size, self.max_size, self.inline_size
+            self._store,
+            stored_key,
+            self._ttl(),
+            self.segment_size,
+            self.max_size,
+            self.inline_size,
+            variant_key=lambda names: stored_key + _variant_suffix(request, names),
+            covered=varied_headers(self.cache),
         )
         return StoringResponse(
             result, writer, extra, self._storable, lambda _: self._end_flight(flight)
         )
 
-    async def _lookup(self, key: str, method: str, if_none_match: str | None) -> Any:
+    def _honors_cache_control(self, request: Request) -> bool:
+        honor = self.honor_request_cache_control
+        if isinstance(honor, bool):
+            return honor
+        try:
+            return bool(honor(request))
+        except Exception as exc:  # the user's callable failing must not fail the request
+            log_once(logger, "honor-callable", "honor_request_cache_control raised: %r", exc)
+            return False
+
+    async def _lookup(self, key: str, request: Request, if_none_match: str | None) -> Any:
         """A response (or plain value) for a hit; ``None`` for a miss. Never raises."""
+        manifest_key = key
         try:
             entry = await self._store.get_entry(key)
+            if isinstance(entry, VaryIndex):  # the endpoint said Vary: find this variant
+                manifest_key = key + _variant_suffix(request, entry.names)
+                entry = await self._store.get_entry(manifest_key)
+                if not isinstance(entry, Manifest):
+                    return None
+        except SerializerError as exc:
+            log_once(logger, f"entry:{exc}"[:80], "cache entry refused, miss reason=%s", exc)
+            return None
         except Exception as exc:
             log_once(logger, f"read:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
             return None
         if not isinstance(entry, Manifest):
+            if entry is not None and not self._plain_values:
+                log_once(logger, "plain-refused", "unsigned plain value refused, miss key=%s", key)
+                return None
             return entry
         headers = self._hit_headers(entry)
         if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
@@ -200,7 +264,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
             )
             return Response(status_code=304, headers=keep)
-        if method == "HEAD":
+        if request.method == "HEAD":
             return ReplayResponse(entry, headers, None, None, None)
         if entry.inline is not None:
             return ReplayResponse(entry, headers, None, [entry.inline], None)
@@ -209,9 +273,9 @@ class stream_cached(cached):  # type: ignore[misc]
             first = await reader.fetch(0)
         except Exception as exc:  # a segment is gone: nothing sent yet, so it is a miss
             log_once(logger, f"segments:{type(exc).__name__}", "entry unusable, miss error=%r", exc)
-            await self._forget(key)()
+            await self._forget(manifest_key)()
             return None
-        return ReplayResponse(entry, headers, reader, first, self._forget(key))
+        return ReplayResponse(entry, headers, reader, first, self._forget(manifest_key))
 
     def _hit_headers(self, manifest: Manifest) -> RawHeaders:
         now = time.time()
@@ -226,8 +290,11 @@ class stream_cached(cached):  # type: ignore[misc]
         headers.extend(self._hit_marker)
         return headers
 
-    def _miss_headers(self, response: Response) -> RawHeaders:
+    def _miss_headers(self, response: Response, write: bool) -> RawHeaders:
         extra: RawHeaders = []
+        body = getattr(response, "body", None)  # known up front: give the ETag now
+        if write and isinstance(body, bytes) and "etag" not in response.headers:
+            extra.append((b"etag", strong_etag(body_digest([body])).encode()))
         if "cache-control" not in response.headers:
             remaining = self._ttl()
             sent = client_cache_control(None, remaining, client_max_age=self.client_max_age)
@@ -270,19 +337,35 @@ class stream_cached(cached):  # type: ignore[misc]
             current[0].set()
 
 
+_UNSIGNED_PLAIN = (
+    "stream_cached(secret=...) does not store the plain value of %s: only entries it can "
+    "authenticate are served. Fix: give the cache CompressionSerializer(secret=...) as its "
+    "serializer, or return a Response"
+)
+
+
+def _variant_suffix(request: Request, names: Sequence[str]) -> str:
+    """The key part for this request's values of the headers a response varies on."""
+    values = [(n, normalize_header_value(n, request.headers.getlist(n))) for n in names]
+    return vary_suffix(values)
+
+
 class _RequestHeaders:
     """The request headers the cache acts on, in one pass over the raw ASGI list."""
 
-    __slots__ = ("authorization", "cache_control", "if_none_match", "pragma")
+    __slots__ = ("authorization", "cache_control", "host", "if_none_match", "pragma")
 
     def __init__(self, request: Request) -> None:
         self.cache_control: list[str] = []
         self.pragma: list[str] = []
         self.authorization = False
+        self.host: bytes | None = None
         matches: list[str] = []
         for raw_name, raw_value in request.scope["headers"]:
             name = raw_name.lower()
-            if name == b"cache-control":
+            if name == b"host":
+                self.host = raw_value
+            elif name == b"cache-control":
                 self.cache_control.append(raw_value.decode("latin-1"))
             elif name == b"pragma":
                 self.pragma.append(raw_value.decode("latin-1"))
@@ -291,3 +374,12 @@ class _RequestHeaders:
             elif name == b"if-none-match":
                 matches.append(raw_value.decode("latin-1"))
         self.if_none_match = ", ".join(matches) if matches else None
+
+    def origin(self, scope: Scope) -> str:
+        """Scheme, host and root path, as ``request.url`` and ``url_for`` see them."""
+        if self.host is not None:
+            host = self.host.decode("latin-1")
+        else:
+            server = scope.get("server") or ("", None)
+            host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+        return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"

@@ -61,6 +61,12 @@ class CompressionSerializer(BaseSerializer):  # type: ignore[misc]
             raise ValueError(f"max_size must be positive, got {max_size!r}")
         self._secret = secret.encode() if isinstance(secret, str) else secret
 
+    @property
+    def secret(self) -> bytes | None:
+        """The signing secret, for code that stores other records beside these values
+        (``stream_cached`` seals its manifests with it)."""
+        return self._secret
+
     def __repr__(self) -> str:
         return (
             f"CompressionSerializer(inner={type(self.inner).__name__}(), "

@@ -3,8 +3,11 @@
 The manifest is written last, once every segment is stored, so a reader that finds one
 finds a complete body; each write has its own random ``write_id`` in its segment keys,
 so two writers never mix and an older entry's segments are never read for a newer one.
-The manifest is ASCII text (JSON; header bytes as latin-1 code points), so it survives
-every aiocache serializer and backend encoding. Pure: no I/O.
+The manifest lists a check value per segment and may be sealed (``integrity``). A
+response whose endpoint says ``Vary`` is stored under a variant key (the base key plus the
+varied request values), and the base key holds a ``VaryIndex`` naming those headers. Both
+records are ASCII text (JSON; header bytes as latin-1 code points), so they survive every
+aiocache serializer and backend encoding. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..exceptions import SerializerError
+from .integrity import PLAIN, Integrity
 
-MANIFEST_PREFIX = "aiocache_ext.stream/1 "
-_PREFIX_BYTES = MANIFEST_PREFIX.encode()
+#: Every record this module writes starts with ``FAMILY``: one of another version is
+#: never mistaken for a plain value, only refused.
+FAMILY = "aiocache_ext.stream/"
+MANIFEST_PREFIX = FAMILY + "2 "
+_FAMILY_BYTES = FAMILY.encode()
 
 #: Not replayed: they describe one connection or one client (RFC 9110 Section 7.6.1),
 #: or are recomputed from the stored body.
@@ -47,6 +54,7 @@ class Manifest:
     stored_at: float
     expires_at: float | None
     inline: bytes | None = None  # a small body, kept in the manifest: one read per hit
+    checks: tuple[str, ...] = ()  # one per segment (``Integrity.segment_check``)
 
     @property
     def segments(self) -> int:
@@ -59,6 +67,8 @@ class Manifest:
         """Stored headers plus ``ETag`` and ``Content-Length``: the same on every hit."""
         names = {k.lower() for k, _ in self.headers}
         etag = () if b"etag" in names else ((b"etag", self.etag.encode("latin-1")),)
+        if self.status in NO_BODY_STATUSES:  # RFC 9110 Section 8.6: no Content-Length
+            return (*self.headers, *etag)
         return (*self.headers, *etag, (b"content-length", str(self.size).encode()))
 
     @functools.cached_property
@@ -74,18 +84,17 @@ class Manifest:
     def segment_key(self, base_key: str, index: int) -> str:
         return segment_key(base_key, self.write_id, index)
 
-    def dumps(self) -> str:
+    def dumps(self, key: str, integrity: Integrity = PLAIN) -> str:
+        """The record to store under ``key`` (the backend key: seals bind to it)."""
         data = dataclasses.asdict(self)
         data["headers"] = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers]
         data["inline"] = None if self.inline is None else base64.b64encode(self.inline).decode()
-        return MANIFEST_PREFIX + json.dumps(data, separators=(",", ":"))
+        return _dump(key, data, integrity)
 
     @classmethod
-    def loads(cls, raw: str | bytes) -> Manifest:
-        """Parse a stored manifest; anything malformed raises ``SerializerError``."""
-        text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    def from_data(cls, data: dict[str, Any]) -> Manifest:
+        """A manifest from its parsed JSON; malformed data raises ``SerializerError``."""
         try:
-            data: dict[str, Any] = json.loads(text[len(MANIFEST_PREFIX) :])
             headers = tuple(
                 (str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in data["headers"]
             )
@@ -99,6 +108,7 @@ class Manifest:
                 stored_at=float(data["stored_at"]),
                 expires_at=None if data["expires_at"] is None else float(data["expires_at"]),
                 inline=None if data.get("inline") is None else base64.b64decode(data["inline"]),
+                checks=tuple(str(c) for c in data["checks"]),
             )
         except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
             raise SerializerError(f"corrupt stream manifest: {exc!r}") from exc
@@ -106,21 +116,59 @@ class Manifest:
             raise SerializerError("corrupt stream manifest: impossible sizes or status")
         if manifest.inline is not None and len(manifest.inline) != manifest.size:
             raise SerializerError("corrupt stream manifest: inline body of the wrong size")
+        if len(manifest.checks) != manifest.segments:
+            raise SerializerError("corrupt stream manifest: not one check per segment")
         return manifest
 
 
-@functools.lru_cache(maxsize=256)
-def parse_manifest(raw: str | bytes) -> Manifest:
-    """``Manifest.loads``, remembered: a hot entry is read again and again, unchanged."""
-    return Manifest.loads(raw)
+@dataclasses.dataclass(frozen=True)
+class VaryIndex:
+    """Stored under a route's base key when its response said ``Vary``: the request
+    headers whose values choose the variant key (RFC 9111 Section 4.1)."""
+
+    names: tuple[str, ...]
+
+    def dumps(self, key: str, integrity: Integrity = PLAIN) -> str:
+        return _dump(key, {"vary": list(self.names)}, integrity)
 
 
-def is_manifest(raw: object) -> bool:
-    """Whether a value read under a route's key is a stream manifest (vs a plain value)."""
+#: Statuses whose responses have no body, hence no ``Content-Length`` on replay.
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def _dump(key: str, data: dict[str, Any], integrity: Integrity) -> str:
+    return MANIFEST_PREFIX + integrity.seal(key, json.dumps(data, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=512)
+def parse_record(raw: str | bytes, key: str, integrity: Integrity = PLAIN) -> Manifest | VaryIndex:
+    """A stored record read under ``key``; ``SerializerError`` when it is malformed, of
+    another format version, or refused by ``integrity``. Remembered: a hot entry is read
+    again and again, unchanged."""
+    text = raw.decode("latin-1") if isinstance(raw, (bytes, bytearray)) else raw
+    if not text.startswith(MANIFEST_PREFIX):
+        raise SerializerError(f"stream record of another format: {text[:40]!r}")
+    body = integrity.unseal(key, text[len(MANIFEST_PREFIX) :])
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise SerializerError(f"corrupt stream record: {exc!r}") from exc
+    if not isinstance(data, dict):
+        raise SerializerError("corrupt stream record: not an object")
+    if "vary" in data:
+        names = data["vary"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise SerializerError("corrupt vary index")
+        return VaryIndex(tuple(names))
+    return Manifest.from_data(data)
+
+
+def is_record(raw: object) -> bool:
+    """Whether a value read under a route's key is one of ours (vs a plain value)."""
     if isinstance(raw, str):
-        return raw.startswith(MANIFEST_PREFIX)
+        return raw.startswith(FAMILY)
     if isinstance(raw, (bytes, bytearray)):
-        return bytes(raw[: len(_PREFIX_BYTES)]) == _PREFIX_BYTES
+        return bytes(raw[: len(_FAMILY_BYTES)]) == _FAMILY_BYTES
     return False
 
 

@@ -18,7 +18,8 @@ class MissingSegmentError(AiocacheExtError):
 
 
 class SegmentReader:
-    """Batches of one entry's segments, in order, each checked for presence and size."""
+    """Batches of one entry's segments, in order, each checked for presence, size and its
+    check value in the manifest (so no other bytes are ever sent as this write's)."""
 
     def __init__(
         self, store: SegmentStore, key: str, manifest: Manifest, batch: int = DEFAULT_BATCH
@@ -34,8 +35,13 @@ class SegmentReader:
         values = await self.store.get_segments(
             [self.manifest.segment_key(self.key, i) for i in indexes]
         )
+        check = self.store.integrity.segment_check
         for index, value in zip(indexes, values):
-            if value is None or len(value) != self.manifest.segment_length(index):
+            if (
+                value is None
+                or len(value) != self.manifest.segment_length(index)
+                or check(value) != self.manifest.checks[index]
+            ):
                 raise MissingSegmentError(f"segment {index} of {self.key!r} is missing or altered")
         return [v for v in values if v is not None]
 

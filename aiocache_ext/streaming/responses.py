@@ -53,20 +53,26 @@ class StoringResponse(Response):
 
         async def tee(message: Message) -> None:
             nonlocal status, endpoint_headers, commit
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.start":
                 status, endpoint_headers = message["status"], list(message.get("headers", []))
                 reason = self._storable(status, endpoint_headers)
                 if reason is not None:
                     await writer.abort(reason)
                 message = {**message, "headers": [*endpoint_headers, *self._extra]}
-            await send(message)
-            if message["type"] == "http.response.body":
-                await writer.feed(message.get("body", b""))
-                if not message.get("more_body", False):
-                    # A task of its own: Starlette cancels the streaming task once the
-                    # client has its last byte, and background tasks may run long.
+            elif kind == "http.response.body":
+                # Read before ``send``: middleware (GZipMiddleware) rewrites the message
+                # in place, and the entry must hold the endpoint's own bytes.
+                body, more_body = bytes(message.get("body", b"")), message.get("more_body", False)
+                await writer.feed(body)
+                if not more_body:
+                    # Stored before the client gets its last byte, so its next request
+                    # hits. A task of its own: Starlette cancels the streaming task once
+                    # the client has its last byte, and a commit must not stop halfway.
                     commit = asyncio.ensure_future(writer.commit(status, endpoint_headers))
                     commit.add_done_callback(self._committed)
+                    await asyncio.wait([commit])
+            await send(message)
 
         if self.background is not None and self.inner.background is None:
             self.inner.background = self.background  # run after the body, as without us

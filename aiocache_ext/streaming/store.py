@@ -19,7 +19,8 @@ from aiocache.base import BaseCache
 
 from .._tasks import Guard
 from ..backends.namespaces import drop_keys
-from .format import Manifest, is_manifest, parse_manifest
+from .format import Manifest, VaryIndex, is_record, parse_record
+from .integrity import PLAIN, Integrity
 
 T = TypeVar("T")
 
@@ -27,23 +28,34 @@ T = TypeVar("T")
 class SegmentStore:
     """The route cache seen as a bytes store for manifests and segments."""
 
-    def __init__(self, cache: BaseCache) -> None:
+    def __init__(self, cache: BaseCache, integrity: Integrity = PLAIN) -> None:
         self.cache = cache
+        self.integrity = integrity
         # An in-process dict cannot hang: no timeout to arm on every call.
         self._timeout = None if isinstance(cache, SimpleMemoryBackend) else cache.timeout
         self._guard = Guard(cache)
 
     async def get_entry(self, key: str) -> Any:
-        """The value under ``key``: a ``Manifest``, a plain value (decoded with the cache's
-        serializer, as ``cached`` would), or ``None``."""
-        if self.cache.plugins:
-            return await self.cache.get(key, loads_fn=self._loads)
+        """The value under ``key``: a ``Manifest``, a ``VaryIndex``, a plain value (decoded
+        with the cache's serializer, as ``cached`` would), or ``None``. A record of ours
+        that is malformed or refused by ``integrity`` raises ``SerializerError``."""
         built = self.cache.build_key(key)
-        encoding = self.cache.serializer.encoding
-        return self._loads(await self._timed(self.cache._get(built, encoding=encoding)))
 
-    async def put_manifest(self, key: str, manifest: Manifest, ttl: int | None) -> None:
-        await self.cache.set(key, manifest.dumps(), ttl=ttl, dumps_fn=_identity)
+        def loads(raw: Any) -> Any:
+            if raw is None:
+                return None
+            if is_record(raw):
+                return parse_record(raw, built, self.integrity)
+            return self.cache.serializer.loads(raw)
+
+        if self.cache.plugins:
+            return await self.cache.get(key, loads_fn=loads)
+        encoding = self.cache.serializer.encoding
+        return loads(await self._timed(self.cache._get(built, encoding=encoding)))
+
+    async def put_record(self, key: str, record: Manifest | VaryIndex, ttl: int | None) -> None:
+        text = record.dumps(self.cache.build_key(key), self.integrity)
+        await self.cache.set(key, text, ttl=ttl, dumps_fn=_identity)
 
     async def get_segments(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
@@ -58,13 +70,6 @@ class SegmentStore:
 
     async def delete(self, keys: Sequence[str]) -> None:
         await drop_keys(self.cache, [self.cache.build_key(k) for k in keys], self._timed)
-
-    def _loads(self, raw: Any) -> Any:
-        if raw is None:
-            return None
-        if is_manifest(raw):
-            return parse_manifest(raw)
-        return self.cache.serializer.loads(raw)
 
     async def settle(self) -> None:
         """Let writes cut short by a cancellation finish before they are cleaned up."""

@@ -2,6 +2,9 @@
 
 Nothing is visible until ``commit``; ``abort`` (or a ``commit`` that finds the body
 unusable) deletes the segments already written. Memory is bounded by one segment.
+Segments are always keyed from the route's base key; the manifest goes to the base key,
+or, when the endpoint's ``Vary`` names headers the key does not already hold, to the
+variant key of this request, with a ``VaryIndex`` at the base key.
 """
 
 from __future__ import annotations
@@ -9,11 +12,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 from .._log import log_once
+from ..http.cache_control import parse_cache_control
 from ..http.etag import strong_etag
-from .format import Manifest, Segmenter, new_write_id, segment_key, stored_headers
+from ..http.vary import parse_vary
+from .format import Manifest, Segmenter, VaryIndex, new_write_id, segment_key, stored_headers
 from .store import SegmentStore, segment_ttl
+
+RawHeaders = Sequence[tuple[bytes, bytes]]
+
+#: Maps the header names an endpoint's ``Vary`` lists (and the key does not cover) to
+#: the key this request's variant is stored under.
+VariantKey = Callable[[Sequence[str]], str]
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +41,12 @@ class StreamWriter:
         segment_size: int,
         max_size: int,
         inline_size: int = 0,
+        variant_key: VariantKey | None = None,
+        covered: Sequence[str] = (),
     ) -> None:
         self.store = store
+        self.variant_key = variant_key
+        self.covered = frozenset(covered)
         self.inline_size = inline_size
         self.key = key
         self.ttl = ttl
@@ -42,6 +58,7 @@ class StreamWriter:
         self._segmenter = Segmenter(segment_size)
         self._digest = hashlib.blake2b(digest_size=16)
         self._written = 0
+        self._checks: list[str] = []
 
     async def feed(self, chunk: bytes) -> None:
         if self.abandoned or not chunk:
@@ -54,9 +71,13 @@ class StreamWriter:
         for segment in self._segmenter.feed(chunk):
             await self._put(segment)
 
-    async def commit(self, status: int, raw_headers: list[tuple[bytes, bytes]]) -> Manifest | None:
+    async def commit(self, status: int, raw_headers: RawHeaders) -> Manifest | None:
         """Write the last segment, then the manifest; ``None`` when nothing was stored."""
         if self.abandoned:
+            return None
+        declared = _values(raw_headers, b"content-length")
+        if declared and declared != [str(self.size)]:
+            await self.abort(f"body length differs from Content-Length: {self.size} vs {declared}")
             return None
         rest = self._segmenter.finish()
         inline = None
@@ -71,9 +92,12 @@ class StreamWriter:
         if self.ttl is not None:
             # The entry's life counts from the first segment, so every segment outlives it.
             manifest_ttl = int(self.ttl - (now - self.started))
-            if manifest_ttl < 1:
-                await self.abort("stream took longer than the ttl")
-                return None
+        lifetime = _freshness(raw_headers)  # the endpoint's own limit: it caps, never extends
+        if lifetime is not None:
+            manifest_ttl = lifetime if manifest_ttl is None else min(manifest_ttl, lifetime)
+        if manifest_ttl is not None and manifest_ttl < 1:
+            await self.abort("stream took longer than its freshness lifetime")
+            return None
         headers = stored_headers(raw_headers)
         etag = next((v.decode("latin-1") for k, v in headers if k.lower() == b"etag"), None)
         manifest = Manifest(
@@ -86,9 +110,16 @@ class StreamWriter:
             stored_at=now,
             expires_at=None if manifest_ttl is None else now + manifest_ttl,
             inline=inline,
+            checks=tuple(self._checks),
         )
+        varied = [n for n in parse_vary(_values(raw_headers, b"vary")) if n not in self.covered]
         try:
-            await self.store.put_manifest(self.key, manifest, manifest_ttl)
+            if varied and self.variant_key is not None:
+                await self.store.put_record(self.variant_key(varied), manifest, manifest_ttl)
+                index_ttl = None if self.ttl is None else segment_ttl(self.ttl)
+                await self.store.put_record(self.key, VaryIndex(tuple(varied)), index_ttl)
+            else:
+                await self.store.put_record(self.key, manifest, manifest_ttl)
         except Exception as exc:
             await self.abort(f"manifest write failed: {exc!r}")
             return None
@@ -111,7 +142,18 @@ class StreamWriter:
     async def _put(self, segment: bytes) -> None:
         key = segment_key(self.key, self.write_id, self._written)
         self._written += 1  # counted first: a write cut short may still have landed
+        self._checks.append(self.store.integrity.segment_check(segment))
         try:
             await self.store.put_segment(key, segment, segment_ttl(self.ttl))
         except Exception as exc:
             await self.abort(f"segment write failed: {exc!r}")
+
+
+def _values(raw_headers: RawHeaders, name: bytes) -> list[str]:
+    return [v.decode("latin-1").strip() for k, v in raw_headers if k.lower() == name]
+
+
+def _freshness(raw_headers: RawHeaders) -> int | None:
+    """The endpoint's ``s-maxage``, else its ``max-age`` (RFC 9111 Section 4.2.1)."""
+    directives = parse_cache_control(_values(raw_headers, b"cache-control"))
+    return directives.s_maxage if directives.s_maxage is not None else directives.max_age

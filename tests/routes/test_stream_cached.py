@@ -70,6 +70,7 @@ class Endpoint:
 def app_for(cache: BaseCache, endpoint: Endpoint, **options: Any) -> Starlette:
     """A Starlette app whose GET / streams ``endpoint`` under ``stream_cached``."""
     options.setdefault("key", KEY)
+    options.setdefault("key_host", False)  # the tests read the entry under KEY itself
 
     @stream_cached(cache=cache, ttl=options.pop("ttl", 60), **options)
     async def route(request: Request) -> Response:
@@ -115,6 +116,8 @@ async def test_headers_and_body_replay_exactly(cache: BaseCache) -> None:
 
 
 def _route(cache: BaseCache, make: Callable[[], Any], **options: Any) -> Any:
+    options.setdefault("key_host", False)  # the tests read the entry under KEY itself
+
     @stream_cached(cache=cache, ttl=60, key=KEY, **options)
     async def route(request: Request) -> Response:
         return await make()
@@ -314,7 +317,7 @@ async def test_request_cache_control(
     cache: BaseCache, request_cc: str, reads: bool, writes: bool
 ) -> None:
     endpoint = Endpoint([b"v1"])
-    async with client_for(app_for(cache, endpoint)) as client:
+    async with client_for(app_for(cache, endpoint, honor_request_cache_control=True)) as client:
         await client.get("/")
         endpoint.chunks = [b"v2"]
         asked = await client.get("/", headers={"Cache-Control": request_cc})
@@ -526,7 +529,7 @@ async def test_any_serializer_on_the_cache(
     app = FastAPI()
 
     @app.get("/stream")
-    @stream_cached(cache=cache, ttl=60, key=KEY)
+    @stream_cached(cache=cache, ttl=60, key=KEY, key_host=False)
     async def stream(request: Request) -> Response:
         return endpoint()
 
