@@ -119,7 +119,11 @@ def test_request_policy_options() -> None:
         (200, ["public"], [], True, False, "set-cookie"),
         (200, [], ["Accept, *"], False, False, "vary *"),
         (200, [], ["Accept"], False, True, ""),
-        (200, ["max-age=abc"], [], False, True, ""),
+        (200, ["max-age=abc"], [], False, False, "response max-age=0"),  # invalid: stale
+        (200, ["max-age=60"], [], False, True, ""),
+        (200, ["max-age=60, s-maxage=0"], [], False, False, "response max-age=0"),
+        (200, ["s-maxage=5, max-age=0"], [], False, True, ""),
+        (200, ["No-Cache"], [], False, False, "response no-cache"),
     ],
 )
 def test_response_storable(
