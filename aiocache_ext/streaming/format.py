@@ -84,7 +84,7 @@ class Manifest:
     def segment_key(self, base_key: str, index: int) -> str:
         return segment_key(base_key, self.write_id, index)
 
-    def dumps(self, key: str, integrity: Integrity = PLAIN) -> str:
+    def dumps(self, key: str | bytes, integrity: Integrity = PLAIN) -> str:
         """The record to store under ``key`` (the backend key: seals bind to it)."""
         data = dataclasses.asdict(self)
         data["headers"] = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers]
@@ -128,7 +128,7 @@ class VaryIndex:
 
     names: tuple[str, ...]
 
-    def dumps(self, key: str, integrity: Integrity = PLAIN) -> str:
+    def dumps(self, key: str | bytes, integrity: Integrity = PLAIN) -> str:
         return _dump(key, {"vary": list(self.names)}, integrity)
 
 
@@ -136,12 +136,14 @@ class VaryIndex:
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
-def _dump(key: str, data: dict[str, Any], integrity: Integrity) -> str:
+def _dump(key: str | bytes, data: dict[str, Any], integrity: Integrity) -> str:
     return MANIFEST_PREFIX + integrity.seal(key, json.dumps(data, separators=(",", ":")))
 
 
 @functools.lru_cache(maxsize=512)
-def parse_record(raw: str | bytes, key: str, integrity: Integrity = PLAIN) -> Manifest | VaryIndex:
+def parse_record(
+    raw: str | bytes, key: str | bytes, integrity: Integrity = PLAIN
+) -> Manifest | VaryIndex:
     """A stored record read under ``key``; ``SerializerError`` when it is malformed, of
     another format version, or refused by ``integrity``. Remembered: a hot entry is read
     again and again, unchanged."""

@@ -37,13 +37,13 @@ class Integrity:
             return f"{zlib.crc32(data):08x}"
         return hashlib.sha256(data).hexdigest()[:32]
 
-    def seal(self, key: str, text: str) -> str:
+    def seal(self, key: str | bytes, text: str) -> str:
         """``text`` as stored under ``key``: as it is, or preceded by its MAC."""
         if self.secret is None:
             return text
         return f"{_MAC_PREFIX}{self._mac(key, text)} {text}"
 
-    def unseal(self, key: str, stored: str) -> str:
+    def unseal(self, key: str | bytes, stored: str) -> str:
         """The text of a record read under ``key``; ``SerializerError`` when a secret is
         set and the record is unsigned, signed with another secret, or moved."""
         mac = None
@@ -57,9 +57,11 @@ class Integrity:
             raise SerializerError("stream record with a wrong signature refused")
         return stored
 
-    def _mac(self, key: str, text: str) -> str:
+    def _mac(self, key: str | bytes, text: str) -> str:
         assert self.secret is not None
-        message = key.encode("utf-8", "surrogatepass") + b"\0" + text.encode("latin-1")
+        if isinstance(key, str):  # memcached keys are built as bytes, others as str
+            key = key.encode("utf-8", "surrogatepass")
+        message = key + b"\0" + text.encode("latin-1")
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
 

@@ -27,7 +27,10 @@ class Worker:
                    "--host", "127.0.0.1", "--port", str(self.port),
                    "--log-level", "warning"]  # fmt: skip
         self.process = subprocess.Popen(command, env=env)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+        # One Host for every worker, as behind a load balancer: entries are keyed by it.
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}", headers={"Host": "app.test"}, timeout=10
+        )
 
     def wait_ready(self, limit: float = 20) -> None:
         deadline = time.monotonic() + limit
