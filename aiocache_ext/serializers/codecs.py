@@ -148,17 +148,32 @@ def _stream(decompressor: _Decompressor, data: bytes, limit: int, codec: Codec) 
 
 
 def _zstd(data: bytes, limit: int) -> bytes:
+    """One whole zstd frame, checksum verified, no trailing bytes, at most ``limit``
+    bytes out. Our frames declare their size (zstd refuses to produce more than that);
+    a frame without it (foreign) is first measured in bounded steps."""
+    size = zstandard.get_frame_parameters(data).content_size
+    if size == zstandard.CONTENTSIZE_UNKNOWN:
+        size = _zstd_measure(data, limit)
+    if size > limit:
+        raise ValueTooLargeError(f"zstd value expands past max_size={limit}")
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    output = bytes(decompressor.decompress(data))
+    if not decompressor.eof:
+        raise SerializerError("truncated zstd data")
+    if decompressor.unused_data:
+        raise SerializerError("trailing bytes after the zstd data")
+    return output
+
+
+def _zstd_measure(data: bytes, limit: int) -> int:
+    """How many bytes a frame without a declared size makes, counting to ``limit + 1``."""
     reader: Any = zstandard.ZstdDecompressor().stream_reader(
         io.BytesIO(data), read_across_frames=False
     )
-    chunks, total = [], 0
+    total = 0
     while total <= limit:
         chunk = reader.read(min(limit + 1 - total, 1 << 20))
         if not chunk:
             break
-        chunks.append(chunk)
         total += len(chunk)
-    output = b"".join(chunks)
-    if total > limit:
-        raise ValueTooLargeError(f"zstd value expands past max_size={limit}")
-    return output
+    return total

@@ -118,7 +118,8 @@ def test_corrupt_and_truncated_values_raise_one_error_type(codec: str) -> None:
     blob = CompressionSerializer(codec=codec).dumps(VALUE)
     flipped = bytearray(blob)
     flipped[len(blob) // 2] ^= 0xFF
-    for bad in (bytes(flipped), blob[:-7], blob[:12], blob + b"trailing"):
+    cut = [blob[:-n] for n in (1, 2, 3, 4, 7)]  # inside a trailing checksum too
+    for bad in (bytes(flipped), *cut, blob[:12], blob + b"trailing"):
         with pytest.raises(SerializerError):
             CompressionSerializer().loads(bad)
 
