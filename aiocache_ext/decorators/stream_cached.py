@@ -21,6 +21,7 @@ from ..http.etag import body_digest, if_none_match_matches, not_modified_headers
 from ..http.policy import age, client_cache_control, request_policy
 from ..http.vary import normalize_header_value
 from ..keys import host_suffix, vary_suffix
+from ..keys import key_builder as default_keys
 from ..streaming.format import Manifest, VaryIndex
 from ..streaming.integrity import Integrity
 from ..streaming.reader import DEFAULT_BATCH, SegmentReader
@@ -40,7 +41,9 @@ KiB, MiB = 1024, 1024 * 1024
 class stream_cached(cached):  # type: ignore[misc]
     """Cache a route's response, streamed or not, and replay it with HTTP semantics.
 
-    Takes every argument of ``aiocache.cached`` (and a ready cache instance as ``cache``).
+    Takes every argument of ``aiocache.cached`` (and a ready cache instance as ``cache``);
+    the default ``key_builder`` is ``aiocache_ext.key_builder``, which leaves the request
+    out of the key.
     A ``Response`` the endpoint returns is sent as it is produced and stored on the way;
     the entry becomes visible only once the whole body is stored. Other return values
     behave exactly as under ``cached``. Options:
@@ -94,8 +97,10 @@ class stream_cached(cached):  # type: ignore[misc]
         inline_size: int = 16 * KiB,
         **kwargs: Any,
     ) -> None:
+        # A route always has a Request among its arguments: aiocache's default key would
+        # hold its repr (a new key per request, never a hit), so ours is the default.
         super().__init__(
-            ttl=ttl, key=key, namespace=namespace, key_builder=key_builder,
+            ttl=ttl, key=key, namespace=namespace, key_builder=key_builder or default_keys,
             skip_cache_func=skip_cache_func, cache=cache, serializer=serializer,
             plugins=plugins, alias=alias, noself=noself, **kwargs,
         )  # fmt: skip
