@@ -5,8 +5,13 @@
 1. Replay of a 64 MiB body from a local redis-server, stored from 1 KiB and from 64 KiB
    generator chunks, against raw redis-py batched ``MGET`` of the same bytes (the limit)
    and a per-chunk ``GET`` replay (the usual approach), with Redis commands per replay.
-2. Hit path of a small route on ``Cache.MEMORY``: requests/s of the cached route against
+2. What the replay's integrity checks cost: the same replay with no checks (what replay
+   did before they existed), per-segment CRC-32 (the default), and with a ``secret``
+   (SHA-256 per segment, HMAC-sealed manifest).
+3. Hit path of a small route on ``Cache.MEMORY``: requests/s of the cached route against
    the same FastAPI route uncached (returning a small dict) and a constant route.
+4. Behind ``GZipMiddleware``: a 64 KiB text hit compressed on every request, against the
+   same route uncached through it and the hit without the middleware.
 
 Routes are driven in-process through their ASGI interface (no HTTP server), so the
 numbers are the framework's and the cache's own cost.
@@ -16,8 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import redis
@@ -25,22 +33,28 @@ import redis.asyncio as aredis
 from _common import Stat, machine, redis_server, table
 from aiocache import Cache, cached
 from fastapi import FastAPI, Request
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from aiocache_ext import key_builder, stream_cached
+from aiocache_ext.streaming import integrity as integrity_module
+from aiocache_ext.streaming import reader as reader_module
+from aiocache_ext.streaming.integrity import Integrity
 
 KiB, MiB = 1024, 1024 * 1024
 BODY_SIZE = 64 * MiB
 
 
-async def call(app: Any, path: str) -> tuple[int, dict[bytes, bytes]]:
+async def call(
+    app: Any, path: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[int, dict[bytes, bytes]]:
     """One GET through the ASGI interface; returns body bytes received and headers."""
     received = 0
     headers: dict[bytes, bytes] = {}
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
              "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
              "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"bench")], "server": ("bench", 80)}  # fmt: skip
+             "headers": [(b"host", b"bench"), *extra], "server": ("bench", 80)}  # fmt: skip
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -80,7 +94,7 @@ async def replay_rows(server: Any, reps: int) -> list[list[str]]:
         app = FastAPI()
 
         @app.get("/report")
-        @stream_cached(cache=cache, ttl=600, key="report")
+        @stream_cached(cache=cache, ttl=600, key="report", key_host=False)
         async def report(request: Request, chunks: list[bytes] = chunks) -> StreamingResponse:
             async def gen() -> AsyncIterator[bytes]:
                 for part in chunks:
@@ -134,6 +148,117 @@ async def replay_rows(server: Any, reps: int) -> list[list[str]]:
     return rows
 
 
+class NoChecks(Integrity):
+    """Replay as it was before segments were checked: every check value is the same."""
+
+    def segment_check(self, data: bytes) -> str:
+        return ""
+
+
+def report_app(cache: Any, chunks: list[bytes], **options: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/report")
+    @stream_cached(cache=cache, ttl=600, key="report", **options)
+    async def report(request: Request) -> StreamingResponse:
+        async def gen() -> AsyncIterator[bytes]:
+            for part in chunks:
+                yield part
+
+        return StreamingResponse(gen(), media_type="application/octet-stream")
+
+    return app
+
+
+async def integrity_rows(server: Any, reps: int) -> list[list[str]]:
+    """Replay before segment checks existed (no checks, one batch read ahead: the previous
+    replay loop), and now, in one run."""
+    chunks = body_chunks(64 * KiB)
+    fast = f"now: CRC-32 ({integrity_module.CRC32_SOURCE})"
+    variants = {
+        "before: no checks, 1 batch ahead": (NoChecks, {}, 1, zlib.crc32),
+        "no checks, 2 batches ahead": (NoChecks, {}, 2, zlib.crc32),
+        fast: (Integrity, {}, 2, integrity_module.crc32),
+        "now: CRC-32 (stdlib zlib)": (Integrity, {}, 2, zlib.crc32),
+        "now: secret (SHA-256 + HMAC)": (Integrity, {"secret": "s"}, 2, zlib.crc32),
+    }
+    stream_cached_module = sys.modules["aiocache_ext.decorators.stream_cached"]
+    apps: dict[str, tuple[Any, int, Any]] = {}
+    caches = []
+    for index, (name, (integrity, options, ahead, crc)) in enumerate(variants.items()):
+        cache = Cache(Cache.REDIS, endpoint=server.host, port=server.port, namespace=f"i{index}")
+        caches.append(cache)
+        stream_cached_module.Integrity = integrity
+        try:
+            apps[name] = (report_app(cache, chunks, **options), ahead, crc)
+        finally:
+            stream_cached_module.Integrity = Integrity
+        await call(apps[name][0], "/report")  # the miss
+        size, headers = await call(apps[name][0], "/report")
+        assert size == BODY_SIZE and headers[b"x-cache"] == b"HIT"
+
+    async def replay(app: Any, ahead: int, crc: Any) -> None:
+        reader_module.READ_AHEAD, integrity_module.crc32 = ahead, crc
+        try:
+            await call(app, "/report")
+        finally:
+            reader_module.READ_AHEAD, integrity_module.crc32 = 2, variants[fast][3]
+
+    samples: dict[str, list[float]] = {name: [] for name in apps}
+    for _ in range(reps):  # interleaved, so drift hits them alike
+        for name, (app, ahead, crc) in apps.items():
+            samples[name].append((await repeat(partial(replay, app, ahead, crc), 1)).median)
+    for cache in caches:
+        await cache.clear()
+        await cache.close()
+    results = {name: Stat.of(times) for name, times in samples.items()}
+    base = results["before: no checks, 1 batch ahead"].median
+    return [
+        [name, f"{BODY_SIZE / stat.median / 1e6:.0f} ±{stat.spread * 100:.0f}%",
+         f"{base / stat.median:.2f}"]
+        for name, stat in results.items()
+    ]  # fmt: skip
+
+
+async def gzip_rows(reps: int, number: int) -> list[list[str]]:
+    text = ("".join(f"{i},name {i},{i * 3.7:.2f}\n" for i in range(3000))).encode()[: 64 * KiB]
+    plain, zipped = FastAPI(), FastAPI()
+    zipped.add_middleware(GZipMiddleware)
+    for app in (plain, zipped):
+
+        @app.get("/uncached")
+        async def uncached() -> Response:
+            return PlainTextResponse(text)
+
+        @app.get("/cached")
+        @stream_cached(ttl=600, cache=Cache.MEMORY)
+        async def cached_text() -> Response:
+            return PlainTextResponse(text)
+
+    gzip = ((b"accept-encoding", b"gzip, deflate, br"),)
+    cases = {
+        "hit through GZipMiddleware": (zipped, "/cached"),
+        "uncached through GZipMiddleware": (zipped, "/uncached"),
+        "hit, no middleware": (plain, "/cached"),
+    }
+    for app, path in cases.values():
+        await call(app, path, gzip)  # the miss
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(reps):
+        for name, (app, path) in cases.items():
+            start = time.perf_counter()
+            for _ in range(number):
+                await call(app, path, gzip)
+            samples[name].append(time.perf_counter() - start)
+    results = {name: Stat.of(times) for name, times in samples.items()}
+    base = results["uncached through GZipMiddleware"].median
+    return [
+        [name, f"{number / stat.median:,.0f} ±{stat.spread * 100:.0f}%",
+         f"{base / stat.median:.2f}"]
+        for name, stat in results.items()
+    ]  # fmt: skip
+
+
 async def hit_rows(reps: int, number: int) -> list[list[str]]:
     app = FastAPI()
     payload = {"id": 42, "name": "Ada", "roles": ["admin", "editor"]}
@@ -183,9 +308,16 @@ async def main(quick: bool) -> None:
     header = ["generator chunks", "stream_cached replay", "raw MGET (limit)", "ratio",
               "per-chunk GET", "ratio", "Redis commands per replay"]  # fmt: skip
     print(table(header, replay) + "\n")
+    with redis_server() as server:
+        checks = await integrity_rows(server, 5 if quick else 11)
+    print("### What replay integrity costs: 64 MiB from Redis, 64 KiB chunks (MB/s)\n")
+    print(table(["replay", "MB/s", "vs before"], checks) + "\n")
     hits = await hit_rows(5 if quick else 11, 1000)
     print("### Hit path of a small route, Cache.MEMORY (requests/s in-process)\n")
     print(table(["route", "requests/s", "vs uncached route"], hits) + "\n")
+    zipped = await gzip_rows(5 if quick else 11, 300)
+    print("### A 64 KiB text route behind GZipMiddleware (requests/s in-process)\n")
+    print(table(["route", "requests/s", "vs uncached through gzip"], zipped) + "\n")
 
 
 if __name__ == "__main__":
