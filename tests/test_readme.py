@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import textwrap
 import types
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def test_the_readme_has_examples() -> None:
 @pytest.mark.parametrize("source", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 async def test_readme_example_runs(source: str) -> None:
     saved = copy.deepcopy(caches.get_config())
+    source = textwrap.dedent(source)  # blocks inside list items are indented
     code = compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     namespace: dict[str, object] = {"__name__": "readme_example"}
     try:

@@ -13,7 +13,6 @@ from aiocache import Cache, cached, caches
 from aiocache.base import SENTINEL, BaseCache
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Scope
 
 from .._log import log_once
 from ..exceptions import SerializerError
@@ -173,7 +172,9 @@ class stream_cached(cached):  # type: ignore[misc]
             )  # fmt: skip
 
         headers, method = _RequestHeaders(request), request.method
-        honored = self._honors_cache_control(request)
+        honored = self.honor_request_cache_control is True or (
+            self.honor_request_cache_control is not False and self._honors_cache_control(request)
+        )
         policy = request_policy(
             method,
             headers.cache_control if honored else (),
@@ -185,17 +186,23 @@ class stream_cached(cached):  # type: ignore[misc]
         )
         key = self.get_cache_key(f, args, kwargs)
         if self.key_host:
-            key += host_suffix(headers.origin(request.scope))
+            scope = request.scope
+            key += _origin_suffix(
+                scope.get("scheme", "http"),
+                headers.host,
+                None if headers.host is not None else tuple(scope.get("server") or ()),
+                scope.get("root_path", ""),
+            )
         stored_key = scoped_key(self.cache, key)  # final now: the response outlives the call
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and method == "GET"
         if read:
-            found = await self._lookup(stored_key, request, headers.if_none_match)
+            found = await self._lookup(stored_key, request, method, headers.if_none_match)
             if found is not None:
                 return found
         flight = stored_key
         if read and write and await self._wait_for_flight(flight):
-            found = await self._lookup(stored_key, request, headers.if_none_match)
+            found = await self._lookup(stored_key, request, method, headers.if_none_match)
             if found is not None:
                 return found
         if write:
@@ -234,15 +241,16 @@ class stream_cached(cached):  # type: ignore[misc]
 
     def _honors_cache_control(self, request: Request) -> bool:
         honor = self.honor_request_cache_control
-        if isinstance(honor, bool):
-            return honor
+        assert callable(honor)
         try:
             return bool(honor(request))
         except Exception as exc:  # the user's callable failing must not fail the request
             log_once(logger, "honor-callable", "honor_request_cache_control raised: %r", exc)
             return False
 
-    async def _lookup(self, key: str, request: Request, if_none_match: str | None) -> Any:
+    async def _lookup(
+        self, key: str, request: Request, method: str, if_none_match: str | None
+    ) -> Any:
         """A response (or plain value) for a hit; ``None`` for a miss. Never raises."""
         manifest_key = key
         try:
@@ -269,7 +277,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
             )
             return Response(status_code=304, headers=keep)
-        if request.method == "HEAD":
+        if method == "HEAD":
             return ReplayResponse(entry, headers, None, None, None)
         if entry.inline is not None:
             return ReplayResponse(entry, headers, None, [entry.inline], None)
@@ -355,6 +363,19 @@ def _variant_suffix(request: Request, names: Sequence[str]) -> str:
     return vary_suffix(values)
 
 
+@functools.lru_cache(maxsize=1024)  # a few origins, every request: remembered
+def _origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
+    """The key part for the origin ``request.url`` and ``url_for`` use: scheme, then the
+    ``Host`` header (else the server address), then the root path."""
+    if host is not None:
+        name = host.decode("latin-1")
+    elif not server:
+        name = ""
+    else:
+        name = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    return host_suffix(f"{scheme}://{name}{root_path}")
+
+
 class _RequestHeaders:
     """The request headers the cache acts on, in one pass over the raw ASGI list."""
 
@@ -379,12 +400,3 @@ class _RequestHeaders:
             elif name == b"if-none-match":
                 matches.append(raw_value.decode("latin-1"))
         self.if_none_match = ", ".join(matches) if matches else None
-
-    def origin(self, scope: Scope) -> str:
-        """Scheme, host and root path, as ``request.url`` and ``url_for`` see them."""
-        if self.host is not None:
-            host = self.host.decode("latin-1")
-        else:
-            server = scope.get("server") or ("", None)
-            host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
-        return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"

@@ -10,6 +10,7 @@ no plugins is read through ``_get`` directly, which saves aiocache's per-call ta
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
@@ -40,18 +41,17 @@ class SegmentStore:
         with the cache's serializer, as ``cached`` would), or ``None``. A record of ours
         that is malformed or refused by ``integrity`` raises ``SerializerError``."""
         built = self.cache.build_key(key)
-
-        def loads(raw: Any) -> Any:
-            if raw is None:
-                return None
-            if is_record(raw):
-                return parse_record(raw, built, self.integrity)
-            return self.cache.serializer.loads(raw)
-
         if self.cache.plugins:
-            return await self.cache.get(key, loads_fn=loads)
+            return await self.cache.get(key, loads_fn=functools.partial(self._loads, built))
         encoding = self.cache.serializer.encoding
-        return loads(await self._timed(self.cache._get(built, encoding=encoding)))
+        return self._loads(built, await self._timed(self.cache._get(built, encoding=encoding)))
+
+    def _loads(self, built: Any, raw: Any) -> Any:
+        if raw is None:
+            return None
+        if is_record(raw):
+            return parse_record(raw, built, self.integrity)
+        return self.cache.serializer.loads(raw)
 
     async def put_record(self, key: str, record: Manifest | VaryIndex, ttl: int | None) -> None:
         text = record.dumps(self.cache.build_key(key), self.integrity)
