@@ -10,8 +10,9 @@
    (SHA-256 per segment, HMAC-sealed manifest).
 3. Hit path of a small route on ``Cache.MEMORY``: requests/s of the cached route against
    the same FastAPI route uncached (returning a small dict) and a constant route.
-4. Behind ``GZipMiddleware``: a 64 KiB text hit compressed on every request, against the
-   same route uncached through it and the hit without the middleware.
+4. Behind ``GZipMiddleware``: a 64 KiB text hit compressed on every request, the same hit
+   stored compressed (``compress=True``), the route uncached through the middleware, and
+   the hit without the middleware.
 
 Routes are driven in-process through their ASGI interface (no HTTP server), so the
 numbers are the framework's and the cache's own cost.
@@ -235,9 +236,15 @@ async def gzip_rows(reps: int, number: int) -> list[list[str]]:
         async def cached_text() -> Response:
             return PlainTextResponse(text)
 
+        @app.get("/compressed")
+        @stream_cached(ttl=600, cache=Cache.MEMORY, compress=True)
+        async def compressed_text() -> Response:
+            return PlainTextResponse(text)
+
     gzip = ((b"accept-encoding", b"gzip, deflate, br"),)
     cases = {
         "hit through GZipMiddleware": (zipped, "/cached"),
+        "hit through GZipMiddleware, compress=True": (zipped, "/compressed"),
         "uncached through GZipMiddleware": (zipped, "/uncached"),
         "hit, no middleware": (plain, "/cached"),
     }

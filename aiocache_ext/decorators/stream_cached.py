@@ -16,11 +16,13 @@ from starlette.responses import Response
 
 from .._log import log_once
 from ..exceptions import SerializerError
-from ..http.etag import body_digest, if_none_match_matches, not_modified_headers, strong_etag
+from ..http.encoding import accepts
+from ..http.etag import if_none_match_matches, not_modified_headers
 from ..http.policy import age, client_cache_control, request_policy
 from ..http.vary import normalize_header_value
 from ..keys import host_suffix, vary_suffix
 from ..keys import key_builder as default_keys
+from ..streaming.encoder import GzipEncoder
 from ..streaming.format import Manifest, VaryIndex
 from ..streaming.integrity import Integrity
 from ..streaming.reader import DEFAULT_BATCH, SegmentReader
@@ -57,6 +59,9 @@ class stream_cached(cached):  # type: ignore[misc]
       origin work; a callable decides per request, e.g. for trusted internal clients);
     - ``key_host``: key entries by the request's scheme, host and root path (default), so
       absolute URLs built for one ``Host`` are never served to another host's visitors;
+    - ``compress``: store a gzip-compressed representation for requests that accept
+      gzip (and the plain one for the others), so hits are not compressed again on every
+      request by ``GZipMiddleware``; ``compress_level``, ``compress_min_size`` as there;
     - ``secret``: authenticate entries (HMAC-SHA256) so that records written by anyone
       without it are never served; taken from the cache's ``CompressionSerializer``
       when it has one;
@@ -90,6 +95,9 @@ class stream_cached(cached):  # type: ignore[misc]
         honor_request_cache_control: bool | Callable[[Request], bool] = False,
         key_host: bool = True,
         secret: str | bytes | None = None,
+        compress: bool = False,
+        compress_level: int = 6,
+        compress_min_size: int = 500,
         client_max_age: bool = False,
         lock_timeout: float = 30.0,
         read_batch: int = DEFAULT_BATCH,
@@ -120,6 +128,11 @@ class stream_cached(cached):  # type: ignore[misc]
         self.honor_request_cache_control = honor_request_cache_control
         self.key_host = key_host
         self._secret = secret.encode() if isinstance(secret, str) else secret
+        if not 0 <= compress_level <= 9:
+            raise ValueError(f"compress_level must be 0..9 (zlib levels), not {compress_level}")
+        self.compress = compress
+        self.compress_level = compress_level
+        self.compress_min_size = compress_min_size
         self.client_max_age = client_max_age
         self.lock_timeout = lock_timeout
         self.read_batch = read_batch
@@ -193,6 +206,9 @@ class stream_cached(cached):  # type: ignore[misc]
                 None if headers.host is not None else tuple(scope.get("server") or ()),
                 scope.get("root_path", ""),
             )
+        gzip = self.compress and accepts("gzip", headers.accept_encoding)
+        if gzip:
+            key += "|enc:gzip"  # each representation is its own entry
         stored_key = scoped_key(self.cache, key)  # final now: the response outlives the call
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and method == "GET"
@@ -220,7 +236,7 @@ class stream_cached(cached):  # type: ignore[misc]
                     log_once(logger, "plain-unsigned", _UNSIGNED_PLAIN, f.__qualname__)
             self._end_flight(flight)
             return result
-        extra = self._miss_headers(result, write)
+        extra = self._miss_headers(result)
         if not write:
             self._end_flight(flight)
             result.raw_headers.extend(extra)
@@ -233,10 +249,18 @@ class stream_cached(cached):  # type: ignore[misc]
             self.max_size,
             self.inline_size,
             variant_key=lambda names: stored_key + _variant_suffix(request, names),
-            covered=varied_headers(self.cache),
+            covered=(*varied_headers(self.cache), *(("accept-encoding",) if self.compress else ())),
         )
+        encode = None
+        if self.compress:
+            encode = functools.partial(
+                GzipEncoder,
+                compress=gzip,
+                level=self.compress_level,
+                min_size=self.compress_min_size,
+            )
         return StoringResponse(
-            result, writer, extra, self._storable, lambda _: self._end_flight(flight)
+            result, writer, extra, self._storable, lambda _: self._end_flight(flight), encode
         )
 
     def _honors_cache_control(self, request: Request) -> bool:
@@ -303,11 +327,8 @@ class stream_cached(cached):  # type: ignore[misc]
         headers.extend(self._hit_marker)
         return headers
 
-    def _miss_headers(self, response: Response, write: bool) -> RawHeaders:
+    def _miss_headers(self, response: Response) -> RawHeaders:
         extra: RawHeaders = []
-        body = getattr(response, "body", None)  # known up front: give the ETag now
-        if write and isinstance(body, bytes) and "etag" not in response.headers:
-            extra.append((b"etag", strong_etag(body_digest([body])).encode()))
         if "cache-control" not in response.headers:
             remaining = self._ttl()
             sent = client_cache_control(None, remaining, client_max_age=self.client_max_age)
@@ -379,13 +400,16 @@ def _origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str)
 class _RequestHeaders:
     """The request headers the cache acts on, in one pass over the raw ASGI list."""
 
-    __slots__ = ("authorization", "cache_control", "host", "if_none_match", "pragma")
+    __slots__ = (
+        "accept_encoding", "authorization", "cache_control", "host", "if_none_match", "pragma"
+    )  # fmt: skip
 
     def __init__(self, request: Request) -> None:
         self.cache_control: list[str] = []
         self.pragma: list[str] = []
         self.authorization = False
         self.host: bytes | None = None
+        self.accept_encoding: list[str] = []
         matches: list[str] = []
         for raw_name, raw_value in request.scope["headers"]:
             name = raw_name.lower()
@@ -399,4 +423,6 @@ class _RequestHeaders:
                 self.authorization = True
             elif name == b"if-none-match":
                 matches.append(raw_value.decode("latin-1"))
+            elif name == b"accept-encoding":
+                self.accept_encoding.append(raw_value.decode("latin-1"))
         self.if_none_match = ", ".join(matches) if matches else None

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from .._log import log_once
+from ..http.etag import body_digest, strong_etag
 from ..http.policy import response_storable
 from .format import Manifest
 from .reader import MissingSegmentError, SegmentReader
@@ -36,6 +37,7 @@ class StoringResponse(Response):
         extra_headers: RawHeaders,
         storable: Callable[[int, RawHeaders], str | None],
         done: Callable[[Manifest | None], None],
+        encode: Callable[[Send], Send] | None = None,
     ) -> None:
         self.inner = inner
         self.status_code = inner.status_code
@@ -45,25 +47,33 @@ class StoringResponse(Response):
         self._extra = extra_headers
         self._storable = storable
         self._done = done
+        self._encode = encode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         writer = self._writer
         status, endpoint_headers = 200, []
+        start: Message | None = None
         commit: asyncio.Future[Manifest | None] | None = None
 
         async def tee(message: Message) -> None:
-            nonlocal status, endpoint_headers, commit
+            nonlocal status, endpoint_headers, start, commit
             kind = message["type"]
             if kind == "http.response.start":
                 status, endpoint_headers = message["status"], list(message.get("headers", []))
                 reason = self._storable(status, endpoint_headers)
                 if reason is not None:
                     await writer.abort(reason)
-                message = {**message, "headers": [*endpoint_headers, *self._extra]}
-            elif kind == "http.response.body":
+                start = {**message, "headers": [*endpoint_headers, *self._extra]}
+                return  # held until the first body message: it may tell the ETag
+            if kind == "http.response.body":
                 # Read before ``send``: middleware (GZipMiddleware) rewrites the message
                 # in place, and the entry must hold the endpoint's own bytes.
                 body, more_body = bytes(message.get("body", b"")), message.get("more_body", False)
+                if start is not None:
+                    if not more_body and not writer.abandoned:
+                        _add_etag(start["headers"], endpoint_headers, body)
+                    await send(start)
+                    start = None
                 await writer.feed(body)
                 if not more_body:
                     # Stored before the client gets its last byte, so its next request
@@ -72,12 +82,15 @@ class StoringResponse(Response):
                     commit = asyncio.ensure_future(writer.commit(status, endpoint_headers))
                     commit.add_done_callback(self._committed)
                     await asyncio.wait([commit])
+            elif start is not None:  # trailers, pathsend: the start goes first
+                await send(start)
+                start = None
             await send(message)
 
         if self.background is not None and self.inner.background is None:
             self.inner.background = self.background  # run after the body, as without us
         try:
-            await self.inner(scope, receive, tee)
+            await self.inner(scope, receive, tee if self._encode is None else self._encode(tee))
         finally:
             if commit is None:  # the endpoint raised, or the client went away
                 await writer.abort("stream did not complete")
@@ -88,6 +101,13 @@ class StoringResponse(Response):
     def _committed(self, commit: asyncio.Future[Manifest | None]) -> None:
         failed = commit.cancelled() or commit.exception() is not None
         self._done(None if failed else commit.result())
+
+
+def _add_etag(sent: RawHeaders, endpoint_headers: RawHeaders, body: bytes) -> None:
+    """A body sent in one message is known before its headers go out: give the miss the
+    ETag its entry will have, so the first reload already gets ``304``."""
+    if not any(k.lower() == b"etag" for k, _ in endpoint_headers):
+        sent.append((b"etag", strong_etag(body_digest([body])).encode()))
 
 
 def storable_check(

@@ -43,7 +43,8 @@ def streamed(chunks: list[bytes], **options: Any) -> StreamingResponse:
         for chunk in chunks:
             yield chunk
 
-    return StreamingResponse(body(), media_type="text/plain", **options)
+    options.setdefault("media_type", "text/plain")
+    return StreamingResponse(body(), **options)
 
 
 def gzip_apps(cache: BaseCache, make: Callable[[Request], Response]) -> list[Any]:
@@ -249,3 +250,92 @@ async def test_http_client_sees_same_bytes_on_every_backend_path(cache: BaseCach
     assert miss.content == hit.content == BODY
     assert hit.headers["content-length"] == str(len(BODY))
     assert isinstance(hit, httpx.Response)
+
+
+@pytest.mark.parametrize("kind", ["streamed", "plain"])
+async def test_compress_stores_each_representation_once(cache: BaseCache, kind: str) -> None:
+    calls = Calls()
+
+    def make(request: Request) -> Response:
+        calls()
+        return streamed(ROWS) if kind == "streamed" else PlainTextResponse(BODY)
+
+    @stream_cached(cache=cache, ttl=60, key="compressed", compress=True)
+    async def outside(request: Request) -> Response:
+        return make(request)
+
+    @stream_cached(cache=cache, ttl=60, key="compressed-route", compress=True)
+    async def on_route(request: Request) -> Response:
+        return make(request)
+
+    fastapi = FastAPI()
+    fastapi.add_middleware(GZipMiddleware, minimum_size=100)
+    fastapi.add_api_route("/", outside, methods=["GET"])
+    route = Route("/", on_route, middleware=[Middleware(GZipMiddleware, minimum_size=100)])
+    bare = Starlette(routes=[Route("/", on_route)])
+    for app in (fastapi, Starlette(routes=[route]), bare):
+        async with served(app) as client:
+            answers = []
+            for encoding in ["gzip", "gzip", "identity", "identity", "br, gzip;q=0.5"]:
+                request = client.build_request("GET", "/", headers={"Accept-Encoding": encoding})
+                response = await client.send(request, stream=True)
+                raw = b"".join([part async for part in response.aiter_raw()])
+                await response.aclose()
+                answers.append((encoding, response, raw))
+        for encoding, response, raw in answers:
+            assert "accept-encoding" in response.headers["vary"].lower()
+            if encoding == "identity":
+                assert raw == BODY
+                assert "content-encoding" not in response.headers
+            else:
+                assert response.headers["content-encoding"] == "gzip"
+                assert gzip.decompress(raw) == BODY  # compressed once
+        assert [r.headers["x-cache"] for _, r, _ in answers] == [
+            "MISS",
+            "HIT",
+            "MISS",
+            "HIT",
+            "HIT",
+        ]
+        assert answers[1][1].headers["etag"] != answers[3][1].headers["etag"]
+    assert calls.count == 6  # gzip and identity, per app (each on its own port: its origin)
+
+
+async def test_compress_leaves_small_encoded_and_event_streams_alone(cache: BaseCache) -> None:
+    bodies = {"/small": b"tiny", "/encoded": b"\x00" * 2000, "/events": b"data: 1\n\n" * 100}
+    responses = {
+        "/small": lambda: PlainTextResponse(bodies["/small"]),
+        "/encoded": lambda: Response(bodies["/encoded"], headers={"Content-Encoding": "br"}),
+        "/events": lambda: streamed([bodies["/events"]], media_type="text/event-stream"),
+    }
+
+    def route(path: str) -> Route:
+        @stream_cached(cache=cache, ttl=60, key=path, compress=True)
+        async def endpoint(request: Request) -> Response:
+            return responses[path]()
+
+        return Route(path, endpoint)
+
+    async with served(Starlette(routes=[route(p) for p in responses])) as client:
+        for path, body in bodies.items():
+            for _ in range(2):
+                request = client.build_request("GET", path, headers={"Accept-Encoding": "gzip"})
+                response = await client.send(request, stream=True)
+                raw = b"".join([part async for part in response.aiter_raw()])
+                await response.aclose()
+                expected = "br" if path == "/encoded" else None
+                assert (response.headers.get("content-encoding"), raw) == (expected, body)
+
+
+async def test_compressed_entry_answers_its_own_etag_with_304(cache: BaseCache) -> None:
+    @stream_cached(cache=cache, ttl=60, key="zipped-etag", compress=True)
+    async def page(request: Request) -> Response:
+        return PlainTextResponse(BODY)
+
+    async with served(Starlette(routes=[Route("/", page)])) as client:
+        gz = {"Accept-Encoding": "gzip"}
+        miss = await client.get("/", headers=gz)
+        reload = await client.get("/", headers={**gz, "If-None-Match": miss.headers["etag"]})
+        plain = await client.get("/", headers={"Accept-Encoding": "identity"})
+    assert reload.status_code == 304
+    assert plain.headers["etag"] != miss.headers["etag"]

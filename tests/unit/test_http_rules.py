@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from aiocache_ext.http.cache_control import CacheControl, parse_cache_control
+from aiocache_ext.http.encoding import accepts, compressible
 from aiocache_ext.http.etag import (
     body_digest,
     if_none_match_matches,
@@ -266,3 +267,37 @@ def test_client_cache_control(
     endpoint_value: str | None, remaining: float | None, client_max_age: bool, sent: str | None
 ) -> None:
     assert client_cache_control(endpoint_value, remaining, client_max_age=client_max_age) == sent
+
+
+@pytest.mark.parametrize(
+    ("values", "ok"),
+    [
+        ([], False),
+        (["gzip"], True),
+        (["GZIP"], True),
+        (["gzip, deflate, br"], True),
+        (["br", "gzip;q=0.5"], True),
+        (["gzip;q=0"], False),
+        (["gzip; q=0.0"], False),
+        (["gzip;q=abc"], False),
+        (["gzip;q=2"], False),
+        (["*"], True),
+        (["*;q=0"], False),
+        (["*, gzip;q=0"], False),
+        (["identity"], False),
+        (["x-gzip"], False),
+        (["gzip" + "," * 5000], True),
+    ],
+)
+def test_accepts_gzip(values: list[str], ok: bool) -> None:
+    assert accepts("gzip", values) is ok
+
+
+@pytest.mark.parametrize(
+    ("media_type", "ok"),
+    [("text/html; charset=utf-8", True), ("text/event-stream", False),
+     ("Text/Event-Stream; charset=utf-8", False), ("application/grpc+proto", False),
+     ("", True)],
+)  # fmt: skip
+def test_compressible(media_type: str, ok: bool) -> None:
+    assert compressible(media_type) is ok
