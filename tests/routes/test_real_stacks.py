@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from aiocache_ext import stream_cached
 
-from ..helpers import served
+from ..helpers import client_for, served
 
 ROWS = [f"row {i}, some text that compresses well\n".encode() for i in range(400)]
 BODY = b"".join(ROWS)
@@ -339,3 +339,23 @@ async def test_compressed_entry_answers_its_own_etag_with_304(cache: BaseCache) 
         plain = await client.get("/", headers={"Accept-Encoding": "identity"})
     assert reload.status_code == 304
     assert plain.headers["etag"] != miss.headers["etag"]
+
+
+HOSTILE = [b"x" * 16_000, bytes(range(0x80, 0x100)), b"", b"evil.example:99999", b"a b", b"\t"]
+
+
+async def test_any_host_or_accept_encoding_bytes_never_fail(cache: BaseCache) -> None:
+    """In-process, so that no HTTP parser filters the bytes before the app sees them."""
+
+    @stream_cached(cache=cache, ttl=60, key="hostile", compress=True)
+    async def page(request: Request) -> Response:
+        return PlainTextResponse(BODY)
+
+    app = Starlette(routes=[Route("/", page)])
+    async with client_for(app) as client:
+        for value in HOSTILE * 2:
+            headers = [(b"host", value), (b"accept-encoding", value + b", gzip;q=x")]
+            response = await client.get("/", headers=headers)
+            assert (response.status_code, response.content) == (200, BODY)
+        scope_without_host = await client.get("/", headers=[(b"host", b"")])
+        assert scope_without_host.status_code == 200
