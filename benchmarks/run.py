@@ -43,6 +43,11 @@ def main() -> None:
          cell(streaming, r"^\| 1 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
         ["same, 64 KiB chunks", "≥ 0.6x",
          cell(streaming, r"^\| 64 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
+        ["replay with segment checks (CRC-32) vs replay before them", "≥ 0.9x",
+         cell(streaming, r"^\| now: CRC-32 \(zlib-ng\) \|[^|]+\| ([\d.]+) \|") + "x"],
+        ["hit through GZipMiddleware, compress=True vs uncached through it", "",
+         cell(streaming, r"^\| hit through GZipMiddleware, compress=True \|[^|]+\| ([\d.]+) \|")
+         + "x"],
         ["small Response hit (memory) vs uncached FastAPI route", "≥ 1.0x",
          cell(streaming, r"^\| /stream-cached \|[^|]+\| ([\d.]+) \|") + "x"],
         ["plain aiocache.cached, same route (for scale)", "",

@@ -149,6 +149,16 @@ async def replay_rows(server: Any, reps: int) -> list[list[str]]:
     return rows
 
 
+def against(samples: dict[str, list[float]], base: str, work: float, sep: str) -> list[list[str]]:
+    """Rows of ``work`` per second (median ±half IQR) and the ratio to the ``base`` row."""
+    results = {name: Stat.of(times) for name, times in samples.items()}
+    return [
+        [name, f"{work / stat.median:{sep}.0f} ±{stat.spread * 100:.0f}%",
+         f"{results[base].median / stat.median:.2f}"]
+        for name, stat in results.items()
+    ]  # fmt: skip
+
+
 class NoChecks(Integrity):
     """Replay as it was before segments were checked: every check value is the same."""
 
@@ -212,13 +222,7 @@ async def integrity_rows(server: Any, reps: int) -> list[list[str]]:
     for cache in caches:
         await cache.clear()
         await cache.close()
-    results = {name: Stat.of(times) for name, times in samples.items()}
-    base = results["before: no checks, 1 batch ahead"].median
-    return [
-        [name, f"{BODY_SIZE / stat.median / 1e6:.0f} ±{stat.spread * 100:.0f}%",
-         f"{base / stat.median:.2f}"]
-        for name, stat in results.items()
-    ]  # fmt: skip
+    return against(samples, "before: no checks, 1 batch ahead", BODY_SIZE / 1e6, "")
 
 
 async def gzip_rows(reps: int, number: int) -> list[list[str]]:
@@ -257,13 +261,7 @@ async def gzip_rows(reps: int, number: int) -> list[list[str]]:
             for _ in range(number):
                 await call(app, path, gzip)
             samples[name].append(time.perf_counter() - start)
-    results = {name: Stat.of(times) for name, times in samples.items()}
-    base = results["uncached through GZipMiddleware"].median
-    return [
-        [name, f"{number / stat.median:,.0f} ±{stat.spread * 100:.0f}%",
-         f"{base / stat.median:.2f}"]
-        for name, stat in results.items()
-    ]  # fmt: skip
+    return against(samples, "uncached through GZipMiddleware", number, ",")
 
 
 async def hit_rows(reps: int, number: int) -> list[list[str]]:

@@ -384,10 +384,16 @@ def _variant_suffix(request: Request, names: Sequence[str]) -> str:
     return vary_suffix(values)
 
 
-@functools.lru_cache(maxsize=1024)  # a few origins, every request: remembered
 def _origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
     """The key part for the origin ``request.url`` and ``url_for`` use: scheme, then the
-    ``Host`` header (else the server address), then the root path."""
+    ``Host`` header (else the server address), then the root path. Remembered for the
+    few origins a service has; a long (forged) ``Host`` is not kept in memory."""
+    if host is not None and len(host) > 255:
+        return _origin_text_suffix(scheme, host, server, root_path)
+    return _remembered_origin_suffix(scheme, host, server, root_path)
+
+
+def _origin_text_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
     if host is not None:
         name = host.decode("latin-1")
     elif not server:
@@ -395,6 +401,9 @@ def _origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str)
     else:
         name = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
     return host_suffix(f"{scheme}://{name}{root_path}")
+
+
+_remembered_origin_suffix = functools.lru_cache(maxsize=1024)(_origin_text_suffix)
 
 
 class _RequestHeaders:

@@ -47,15 +47,17 @@ def streamed(chunks: list[bytes], **options: Any) -> StreamingResponse:
     return StreamingResponse(body(), **options)
 
 
-def gzip_apps(cache: BaseCache, make: Callable[[Request], Response]) -> list[Any]:
+def gzip_apps(
+    cache: BaseCache, make: Callable[[Request], Response], bare: bool = False, **options: Any
+) -> list[Any]:
     """The same cached route behind GZipMiddleware: around a FastAPI app, and on a
-    Starlette route's own middleware."""
+    Starlette route's own middleware (and, with ``bare``, with no middleware)."""
 
-    @stream_cached(cache=cache, ttl=60, key="gz-outside")
+    @stream_cached(cache=cache, ttl=60, key="gz-outside", **options)
     async def outside(request: Request) -> Response:
         return make(request)
 
-    @stream_cached(cache=cache, ttl=60, key="gz-route")
+    @stream_cached(cache=cache, ttl=60, key="gz-route", **options)
     async def on_route(request: Request) -> Response:
         return make(request)
 
@@ -63,7 +65,8 @@ def gzip_apps(cache: BaseCache, make: Callable[[Request], Response]) -> list[Any
     fastapi.add_middleware(GZipMiddleware, minimum_size=100)
     fastapi.add_api_route("/", outside, methods=["GET"])
     route = Route("/", on_route, middleware=[Middleware(GZipMiddleware, minimum_size=100)])
-    return [fastapi, Starlette(routes=[route])]
+    apps = [fastapi, Starlette(routes=[route])]
+    return [*apps, Starlette(routes=[Route("/", on_route)])] if bare else apps
 
 
 @pytest.mark.parametrize("kind", ["streamed", "plain"])
@@ -260,20 +263,7 @@ async def test_compress_stores_each_representation_once(cache: BaseCache, kind: 
         calls()
         return streamed(ROWS) if kind == "streamed" else PlainTextResponse(BODY)
 
-    @stream_cached(cache=cache, ttl=60, key="compressed", compress=True)
-    async def outside(request: Request) -> Response:
-        return make(request)
-
-    @stream_cached(cache=cache, ttl=60, key="compressed-route", compress=True)
-    async def on_route(request: Request) -> Response:
-        return make(request)
-
-    fastapi = FastAPI()
-    fastapi.add_middleware(GZipMiddleware, minimum_size=100)
-    fastapi.add_api_route("/", outside, methods=["GET"])
-    route = Route("/", on_route, middleware=[Middleware(GZipMiddleware, minimum_size=100)])
-    bare = Starlette(routes=[Route("/", on_route)])
-    for app in (fastapi, Starlette(routes=[route]), bare):
+    for app in gzip_apps(cache, make, bare=True, compress=True):
         async with served(app) as client:
             answers = []
             for encoding in ["gzip", "gzip", "identity", "identity", "br, gzip;q=0.5"]:
