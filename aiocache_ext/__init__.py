@@ -16,10 +16,24 @@ from .keys import KeyBuilder as KeyBuilder
 from .keys import key_builder as key_builder
 from .serializers import Codec as Codec
 from .serializers import CompressionSerializer as CompressionSerializer
+from .ttl import ONE_DAY as ONE_DAY
+from .ttl import ONE_HOUR as ONE_HOUR
+from .ttl import ONE_MINUTE as ONE_MINUTE
+from .ttl import ONE_MONTH as ONE_MONTH
+from .ttl import ONE_SECOND as ONE_SECOND
+from .ttl import ONE_WEEK as ONE_WEEK
+from .ttl import ONE_YEAR as ONE_YEAR
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ONE_DAY",
+    "ONE_HOUR",
+    "ONE_MINUTE",
+    "ONE_MONTH",
+    "ONE_SECOND",
+    "ONE_WEEK",
+    "ONE_YEAR",
     "AiocacheExtError",
     "Codec",
     "CodecUnavailableError",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -29,8 +28,10 @@ from ..streaming.reader import DEFAULT_BATCH, SegmentReader
 from ..streaming.responses import RawHeaders, ReplayResponse, StoringResponse, storable_check
 from ..streaming.store import SegmentStore
 from ..streaming.writer import StreamWriter
+from ..ttl import parse_ttl
 from ._key_scope import install, scoped_key, varied_headers
 from ._signature import EndpointSignature, take_request
+from ._single_flight import Flights
 from .vary_on_headers import REQUEST_PARAM
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class stream_cached(cached):  # type: ignore[misc]
     ) -> None:
         # A route always has a Request among its arguments: aiocache's default key would
         # hold its repr (a new key per request, never a hit), so ours is the default.
+        if ttl is not SENTINEL:
+            ttl = parse_ttl(ttl)  # at decoration: a bad ttl never reaches a request
         super().__init__(
             ttl=ttl, key=key, namespace=namespace, key_builder=key_builder or default_keys,
             skip_cache_func=skip_cache_func, cache=cache, serializer=serializer,
@@ -138,7 +141,7 @@ class stream_cached(cached):  # type: ignore[misc]
         self.read_batch = read_batch
         self.inline_size = min(int(inline_size), self.segment_size)
         self._storable = storable_check(frozenset(statuses), allow_private, allow_set_cookie)
-        self._flights: dict[Any, tuple[asyncio.Event, float]] = {}
+        self._flights = Flights(lock_timeout)
         self._request_param = (REQUEST_PARAM, True)
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,11 +155,13 @@ class stream_cached(cached):  # type: ignore[misc]
                 plugins=self._plugins, **self._kwargs,
             )  # fmt: skip
         install(self.cache)
+        # A ready instance keeps its own namespace unless this decorator names one.
+        namespace = self._namespace if isinstance(self._cache, BaseCache) else None
         serializer_secret = getattr(self.cache.serializer, "secret", None)
         self._integrity = Integrity(self._secret or serializer_secret)
         # With a secret, a plain value is trusted only from a serializer that signs it.
         self._plain_values = self._integrity.secret is None or serializer_secret is not None
-        self._store = SegmentStore(self.cache, self._integrity)
+        self._store = SegmentStore(self.cache, self._integrity, namespace)
         signature = EndpointSignature(f)
         self._request_param = signature.parameter_for(Request, REQUEST_PARAM)
 
@@ -216,17 +221,15 @@ class stream_cached(cached):  # type: ignore[misc]
             found = await self._lookup(stored_key, request, method, headers.if_none_match)
             if found is not None:
                 return found
-        flight = stored_key
-        if read and write and await self._wait_for_flight(flight):
+        if read and write and await self._flights.wait(stored_key):
             found = await self._lookup(stored_key, request, method, headers.if_none_match)
             if found is not None:
                 return found
-        if write:
-            self._start_flight(flight)
+        end_flight = self._flights.lead(stored_key) if write else _no_flight
         try:
             result = await f(*args, **kwargs)
         except BaseException:
-            self._end_flight(flight)
+            end_flight()
             raise
         if not isinstance(result, Response):
             if write and not self.skip_cache_func(result):
@@ -234,11 +237,10 @@ class stream_cached(cached):  # type: ignore[misc]
                     await self.set_in_cache(key, result)
                 else:
                     log_once(logger, "plain-unsigned", _UNSIGNED_PLAIN, f.__qualname__)
-            self._end_flight(flight)
+            end_flight()
             return result
         extra = self._miss_headers(result)
         if not write:
-            self._end_flight(flight)
             result.raw_headers.extend(extra)
             return result
         writer = StreamWriter(
@@ -259,9 +261,28 @@ class stream_cached(cached):  # type: ignore[misc]
                 level=self.compress_level,
                 min_size=self.compress_min_size,
             )
-        return StoringResponse(
-            result, writer, extra, self._storable, lambda _: self._end_flight(flight), encode
-        )
+        return StoringResponse(result, writer, extra, self._storable, end_flight, encode)
+
+    async def get_from_cache(self, key: str) -> Any:
+        """A plain value, as ``cached`` reads it (in this decorator's namespace)."""
+        try:
+            return await self.cache.get(key, namespace=self._store.namespace)
+        except Exception as exc:
+            log_once(logger, f"get:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
+            return None
+
+    async def set_in_cache(self, key: str, value: Any) -> None:
+        """Store a plain value as ``cached`` does, but a value the serializer cannot
+        encode (a ``datetime`` under JSON) is one log line per type, not a traceback per
+        request."""
+        ttl = self._store.expiry(self._ttl())
+        try:
+            await self.cache.set(key, value, ttl=ttl, namespace=self._store.namespace)
+        except Exception as exc:
+            log_once(
+                logger, f"set:{type(exc).__name__}:{type(value).__qualname__}",
+                "value not cached type=%s error=%r", type(value).__qualname__, exc,
+            )  # fmt: skip
 
     def _honors_cache_control(self, request: Request) -> bool:
         honor = self.honor_request_cache_control
@@ -348,27 +369,11 @@ class stream_cached(cached):  # type: ignore[misc]
 
     def _ttl(self) -> float | None:
         ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
-        return None if ttl is None else float(ttl)
+        return None if ttl is None else parse_ttl(ttl)
 
-    async def _wait_for_flight(self, flight: Any) -> bool:
-        """Wait (bounded) for a concurrent miss on the same key; True when there was one."""
-        current = self._flights.get(flight)
-        if current is None or time.monotonic() - current[1] > self.lock_timeout:
-            return False
-        try:
-            await asyncio.wait_for(current[0].wait(), self.lock_timeout)
-        except asyncio.TimeoutError:
-            log_once(logger, "flight-timeout", "waited lock_timeout for a concurrent miss")
-        return True
 
-    def _start_flight(self, flight: Any) -> None:
-        if flight not in self._flights:
-            self._flights[flight] = (asyncio.Event(), time.monotonic())
-
-    def _end_flight(self, flight: Any) -> None:
-        current = self._flights.pop(flight, None)
-        if current is not None:
-            current[0].set()
+def _no_flight(*_: Any) -> None:
+    """Requests that do not write lead no flight."""
 
 
 _UNSIGNED_PLAIN = (

@@ -62,6 +62,7 @@ class StoringResponse(Response):
                 status, endpoint_headers = message["status"], list(message.get("headers", []))
                 reason = self._storable(status, endpoint_headers)
                 if reason is not None:
+                    self._done(None)  # waiters need not wait for a body that is not stored
                     await writer.abort(reason)
                 start = {**message, "headers": [*endpoint_headers, *self._extra]}
                 return  # held until the first body message: it may tell the ETag

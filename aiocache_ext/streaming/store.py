@@ -10,16 +10,17 @@ no plugins is read through ``_get`` directly, which saves aiocache's per-call ta
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
-from .._tasks import Guard
+from .._tasks import Guard, needs_shield
 from ..backends.namespaces import drop_keys
+from ..ttl import memcached_expiry
 from .format import Manifest, VaryIndex, is_record, parse_record
 from .integrity import PLAIN, Integrity
 
@@ -29,20 +30,25 @@ T = TypeVar("T")
 class SegmentStore:
     """The route cache seen as a bytes store for manifests and segments."""
 
-    def __init__(self, cache: BaseCache, integrity: Integrity = PLAIN) -> None:
+    def __init__(
+        self, cache: BaseCache, integrity: Integrity = PLAIN, namespace: str | None = None
+    ) -> None:
         self.cache = cache
         self.integrity = integrity
+        self.namespace = namespace  # None: the cache's own
         # An in-process dict cannot hang: no timeout to arm on every call.
         self._timeout = None if isinstance(cache, SimpleMemoryBackend) else cache.timeout
         self._guard = Guard(cache)
+        self._memcached = needs_shield(cache)
 
     async def get_entry(self, key: str) -> Any:
         """The value under ``key``: a ``Manifest``, a ``VaryIndex``, a plain value (decoded
         with the cache's serializer, as ``cached`` would), or ``None``. A record of ours
         that is malformed or refused by ``integrity`` raises ``SerializerError``."""
-        built = self.cache.build_key(key)
+        built = self.key(key)
         if self.cache.plugins:
-            return await self.cache.get(key, loads_fn=functools.partial(self._loads, built))
+            loads = functools.partial(self._loads, built)
+            return await self.cache.get(key, loads_fn=loads, namespace=self.namespace)
         encoding = self.cache.serializer.encoding
         return self._loads(built, await self._timed(self.cache._get(built, encoding=encoding)))
 
@@ -53,23 +59,41 @@ class SegmentStore:
             return parse_record(raw, built, self.integrity)
         return self.cache.serializer.loads(raw)
 
-    async def put_record(self, key: str, record: Manifest | VaryIndex, ttl: int | None) -> None:
-        text = record.dumps(self.cache.build_key(key), self.integrity)
-        await self.cache.set(key, text, ttl=ttl, dumps_fn=_identity)
+    async def put_record(self, key: str, record: Manifest | VaryIndex, ttl: float | None) -> None:
+        text = record.dumps(self.key(key), self.integrity)
+        await self.cache.set(
+            key, text, ttl=self.expiry(ttl), dumps_fn=_identity, namespace=self.namespace
+        )
 
     async def get_segments(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        built = [self.cache.build_key(k) for k in keys]
+        built = [self.key(k) for k in keys]
         values: list[Any] = await self._timed(self.cache._multi_get(built, encoding=None))
         return [None if v is None else bytes(v) for v in values]
 
-    async def put_segment(self, key: str, data: bytes, ttl: int | None) -> None:
-        built = self.cache.build_key(key)
-        await self._timed(self.cache._set(built, data, ttl=ttl))
+    async def put_segment(self, key: str, data: bytes, ttl: float | None) -> None:
+        built = self.key(key)
+        await self._timed(self.cache._set(built, data, ttl=self.expiry(ttl)))
+
+    async def extend(self, keys: Sequence[str], ttl: float) -> None:
+        """Give segments a new time to live (``EXPIRE``, memcached ``touch``)."""
+        built = [self.key(k) for k in keys]
+        expiry = self.expiry(ttl)
+        await self._timed(asyncio.gather(*(self.cache._expire(k, expiry) for k in built)))
+
+    def key(self, key: str) -> Any:
+        """``key`` as the backend stores it (namespace, vary part)."""
+        return self.cache.build_key(key, namespace=self.namespace)
+
+    def expiry(self, ttl: float | None) -> Any:
+        """``ttl`` as this backend takes it: memcached wants whole seconds (rounded up)."""
+        if self._memcached:
+            return memcached_expiry(ttl)
+        return ttl
 
     async def delete(self, keys: Sequence[str]) -> None:
-        await drop_keys(self.cache, [self.cache.build_key(k) for k in keys], self._timed)
+        await drop_keys(self.cache, [self.key(k) for k in keys], self._timed)
 
     async def settle(self) -> None:
         """Let writes cut short by a cancellation finish before they are cleaned up."""
@@ -83,7 +107,12 @@ def _identity(value: str) -> str:
     return value
 
 
-def segment_ttl(ttl: float | None) -> int | None:
-    """Segments live a little longer than their entry, never shorter (whole seconds,
-    as memcached wants)."""
-    return None if ttl is None else math.ceil(ttl) + 1
+#: Segments are written to live this much longer than their entry, so that a stream
+#: taking up to this long still leaves every segment alive for the entry's whole life
+#: from its commit (a longer stream has its segments extended at commit).
+SEGMENT_GRACE = 60.0
+
+
+def segment_ttl(ttl: float | None) -> float | None:
+    """How long a segment is written to live."""
+    return None if ttl is None else ttl + SEGMENT_GRACE

@@ -19,7 +19,7 @@ from ..http.cache_control import parse_cache_control
 from ..http.etag import strong_etag
 from ..http.vary import parse_vary
 from .format import Manifest, Segmenter, VaryIndex, new_write_id, segment_key, stored_headers
-from .store import SegmentStore, segment_ttl
+from .store import SEGMENT_GRACE, SegmentStore, segment_ttl
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
@@ -88,16 +88,22 @@ class StreamWriter:
         if self.abandoned:
             return None
         now = time.time()
-        manifest_ttl: int | None = None
-        if self.ttl is not None:
-            # The entry's life counts from the first segment, so every segment outlives it.
-            manifest_ttl = int(self.ttl - (now - self.started))
-        lifetime = _freshness(raw_headers)  # the endpoint's own limit: it caps, never extends
+        # Readable for ``ttl`` from now, however long the stream took; the endpoint's own
+        # freshness caps it, never extends it.
+        manifest_ttl = self.ttl
+        lifetime = _freshness(raw_headers)
         if lifetime is not None:
             manifest_ttl = lifetime if manifest_ttl is None else min(manifest_ttl, lifetime)
-        if manifest_ttl is not None and manifest_ttl < 1:
-            await self.abort("stream took longer than its freshness lifetime")
+        if manifest_ttl is not None and manifest_ttl <= 0:
+            await self.abort("response stale on arrival")
             return None
+        if self.ttl is not None and self._written and now - self.started > SEGMENT_GRACE / 2:
+            keys = [segment_key(self.key, self.write_id, i) for i in range(self._written)]
+            try:  # a long stream: its first segments must outlive the entry
+                await self.store.extend(keys, segment_ttl(self.ttl) or self.ttl)
+            except Exception as exc:
+                await self.abort(f"segment ttl extension failed: {exc!r}")
+                return None
         headers = stored_headers(raw_headers)
         etag = next((v.decode("latin-1") for k, v in headers if k.lower() == b"etag"), None)
         manifest = Manifest(
@@ -116,8 +122,8 @@ class StreamWriter:
         try:
             if varied and self.variant_key is not None:
                 await self.store.put_record(self.variant_key(varied), manifest, manifest_ttl)
-                index_ttl = None if self.ttl is None else segment_ttl(self.ttl)
-                await self.store.put_record(self.key, VaryIndex(tuple(varied)), index_ttl)
+                index = VaryIndex(tuple(varied))
+                await self.store.put_record(self.key, index, segment_ttl(self.ttl))
             else:
                 await self.store.put_record(self.key, manifest, manifest_ttl)
         except Exception as exc:
