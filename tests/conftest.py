@@ -16,6 +16,8 @@ import pytest
 from aiocache import Cache, cached
 from aiocache.base import BaseCache
 
+from aiocache_ext import _log
+
 from .helpers import same_server
 from .servers import MemcachedServer, RedisServer, Server
 
@@ -34,6 +36,12 @@ def _stop_all() -> None:
     """Last resort (interrupted run): end every server this process started, by PID."""
     for server in _STARTED:
         server.kill()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_once() -> None:
+    """Each test sees its own first occurrence of a problem logged."""
+    _log._seen.clear()
 
 
 def _start(server: Server) -> Server:

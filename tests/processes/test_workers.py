@@ -106,3 +106,16 @@ def test_workers_serve_through_a_freeze_and_forget_what_was_invalidated(
     report = b.get("/report.csv")
     assert report.status_code == 200
     assert report.headers["x-cache"] == "MISS"
+
+
+def test_the_next_request_to_the_other_worker_after_a_miss_is_a_hit(
+    workers: tuple[httpx.Client, httpx.Client],
+) -> None:
+    """Read your writes across processes: the entry is stored before the client gets
+    its last byte, so a request sent right after it, to another worker, is a hit."""
+    a, b = workers
+    for year in range(2000, 2020):
+        miss = a.get("/report.csv", params={"year": year})
+        hit = b.get("/report.csv", params={"year": year})
+        assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("MISS", "HIT"), year
+        assert hit.content == miss.content
