@@ -27,6 +27,7 @@ from .exceptions import UnstableKeyError
 __all__ = [
     "DEFAULT_IGNORE_ARGS",
     "DEFAULT_IGNORE_TYPES",
+    "INJECTED_ARGS",
     "KeyBuilder",
     "escape",
     "host_suffix",
@@ -38,7 +39,11 @@ __all__ = [
 #: Left out of every key: they describe the transport, not the result.
 #: ``HTTPConnection`` covers both ``Request`` and ``WebSocket``.
 DEFAULT_IGNORE_TYPES: tuple[type, ...] = (HTTPConnection, Response, BackgroundTasks)
-DEFAULT_IGNORE_ARGS: tuple[str, ...] = ("request", "response")
+#: Parameters that ``stream_cached`` and ``vary_on_headers`` add to an endpoint's visible
+#: signature (FastAPI then passes the request): never part of a key, so the key of a call
+#: through the decorated function is the key of the same call to the endpoint itself.
+INJECTED_ARGS: tuple[str, ...] = ("aiocache_ext_request", "aiocache_ext_response")
+DEFAULT_IGNORE_ARGS: tuple[str, ...] = ("request", "response", *INJECTED_ARGS)
 
 #: memcached refuses keys over 250 bytes; aiocache prepends the namespace to our key,
 #: so by default we keep 50 bytes free for it.
@@ -191,7 +196,8 @@ class KeyBuilder:
                 continue
             if type(value) not in _MEMO_TYPES:
                 return None
-            parts.append((name, type(value), value))  # the type: 1, 1.0 and True differ
+            # The type: 1, 1.0 and True differ; a float's repr: 0.0 and -0.0 differ too.
+            parts.append((name, type(value), repr(value) if type(value) is float else value))
         return (func, *parts)
 
     def _build(

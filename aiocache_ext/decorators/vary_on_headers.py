@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from .._log import log_once
 from ..http.vary import merge_vary, normalize_header_value
-from ..keys import vary_suffix
+from ..keys import INJECTED_ARGS, vary_suffix
 from ._key_scope import install, key_scope
 from ._signature import EndpointSignature, take, take_request
 
@@ -22,8 +22,7 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 #: Parameters added to the endpoint's visible signature, popped before calling it.
-REQUEST_PARAM = "aiocache_ext_request"
-RESPONSE_PARAM = "aiocache_ext_response"
+REQUEST_PARAM, RESPONSE_PARAM = INJECTED_ARGS
 
 
 def vary_on_headers(*header_names: str) -> Callable[[F], F]:

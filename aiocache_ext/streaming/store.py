@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -79,7 +80,7 @@ class SegmentStore:
     async def extend(self, keys: Sequence[str], ttl: float) -> None:
         """Give segments a new time to live (``EXPIRE``, memcached ``touch``)."""
         built = [self.key(k) for k in keys]
-        expiry = self.expiry(ttl)
+        expiry = self.expiry(math.ceil(ttl))  # EXPIRE takes whole seconds
         await self._timed(asyncio.gather(*(self.cache._expire(k, expiry) for k in built)))
 
     def key(self, key: str) -> Any:

@@ -119,17 +119,40 @@ class StreamWriter:
             checks=tuple(self._checks),
         )
         varied = [n for n in parse_vary(_values(raw_headers, b"vary")) if n not in self.covered]
+        manifest_key = self.key
+        if varied and self.variant_key is not None:
+            manifest_key = self.variant_key(varied)
+        replaced = await self._current(manifest_key)
         try:
-            if varied and self.variant_key is not None:
-                await self.store.put_record(self.variant_key(varied), manifest, manifest_ttl)
+            await self.store.put_record(manifest_key, manifest, manifest_ttl)
+            if manifest_key != self.key:
                 index = VaryIndex(tuple(varied))
                 await self.store.put_record(self.key, index, segment_ttl(self.ttl))
-            else:
-                await self.store.put_record(self.key, manifest, manifest_ttl)
         except Exception as exc:
             await self.abort(f"manifest write failed: {exc!r}")
             return None
+        if replaced is not None and replaced.write_id != self.write_id:
+            await self._free(replaced)
         return manifest
+
+    async def _current(self, key: str) -> Manifest | None:
+        """The entry this write replaces, if any (its segments are freed after)."""
+        try:
+            found = await self.store.get_entry(key)
+        except Exception:
+            return None
+        return found if isinstance(found, Manifest) else None
+
+    async def _free(self, old: Manifest) -> None:
+        """Let a replaced write's segments go: not at once (a replay of it may be under
+        way), but within ``SEGMENT_GRACE``, also when they were stored with no ttl."""
+        keys = [old.segment_key(self.key, i) for i in range(old.segments)]
+        if not keys:
+            return
+        try:
+            await self.store.extend(keys, SEGMENT_GRACE)
+        except Exception as exc:
+            log_once(logger, "free-replaced", "replaced segments not freed error=%r", exc)
 
     async def abort(self, reason: str) -> None:
         """Give up this write and delete what it stored (best effort: segments expire)."""

@@ -20,6 +20,8 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from aiocache_ext import invalidate, stream_cached
+from aiocache_ext.streaming import store as store_module
+from aiocache_ext.streaming import writer as writer_module
 from aiocache_ext.streaming.format import Manifest
 from aiocache_ext.streaming.store import SegmentStore
 
@@ -229,3 +231,67 @@ async def test_the_next_request_after_a_miss_is_a_hit(cache: BaseCache, pairs: i
 def test_cache_class_keeps_aiocache_semantics() -> None:
     decorator = stream_cached(cache=Cache.MEMORY, namespace="n", ttl="1m")
     assert decorator.ttl == 60
+
+
+@pytest.mark.redis
+async def test_a_replaced_write_frees_its_segments(redis_server: RedisServer) -> None:
+    cache = Cache(Cache.REDIS, endpoint=redis_server.host, port=redis_server.port, namespace="r")
+    try:
+        calls = [0]
+
+        @stream_cached(
+            cache=cache, ttl=None, key="replaced", key_host=False, segment_size=4,
+            honor_request_cache_control=True,
+        )  # fmt: skip
+        async def route(request: Request) -> Response:
+            calls[0] += 1
+            return StreamingResponse(iter([b"0123", b"4567", str(calls[0]).encode()]))
+
+        store = SegmentStore(cache)
+        async with client_for(Starlette(routes=[Route("/", route)])) as client:
+            await client.get("/")
+            first = await store.get_entry("replaced")
+            await client.get("/", headers={"Cache-Control": "no-cache"})  # written anew
+            second = await store.get_entry("replaced")
+        assert isinstance(first, Manifest) and isinstance(second, Manifest)
+        assert first.write_id != second.write_id
+        old = [store.key(first.segment_key("replaced", i)) for i in range(first.segments)]
+        new = [store.key(second.segment_key("replaced", i)) for i in range(second.segments)]
+        old_ttls = [await cache.client.ttl(k) for k in old]
+        assert all(0 < t <= 60 for t in old_ttls), old_ttls  # going, not gone at once
+        assert [await cache.client.ttl(k) for k in new] == [-1] * len(new)  # no ttl: kept
+    finally:
+        await cache.clear()
+        await cache.close()
+
+
+@pytest.mark.redis
+async def test_a_long_stream_has_its_first_segments_extended_at_commit(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "SEGMENT_GRACE", 2.0)  # "long" is then over 1 s
+    monkeypatch.setattr(store_module, "SEGMENT_GRACE", 2.0)
+    cache = Cache(Cache.REDIS, endpoint=redis_server.host, port=redis_server.port, namespace="l")
+    try:
+
+        @stream_cached(cache=cache, ttl=5, key="long", key_host=False, segment_size=4)
+        async def route(request: Request) -> Response:
+            async def body() -> AsyncIterator[bytes]:
+                yield b"0123"
+                await asyncio.sleep(1.2)  # the stream is slow; nothing is asserted on time
+                yield b"4567"
+
+            return StreamingResponse(body())
+
+        store = SegmentStore(cache)
+        async with client_for(Starlette(routes=[Route("/", route)])) as client:
+            await client.get("/")
+        manifest = await store.get_entry("long")
+        assert isinstance(manifest, Manifest)
+        first_ms = await cache.client.pttl(store.key(manifest.segment_key("long", 0)))
+        # Written with 5 + 2 s at least 1.2 s before the commit (at most 5.8 s left then);
+        # renewed to 7 s at the commit.
+        assert first_ms > 6000
+    finally:
+        await cache.clear()
+        await cache.close()

@@ -259,3 +259,26 @@ def test_keys_are_equal_across_processes_and_hash_seeds(tmp_path: Any) -> None:
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
     assert len(outputs[0].splitlines()) == 4
+
+
+def test_negative_zero_keeps_its_own_key_whatever_was_seen_before() -> None:
+    builder = KeyBuilder()
+
+    def f(x: float) -> None: ...
+
+    zero = builder(f, x=0.0)
+    assert builder(f, x=-0.0) != zero
+    assert builder(f, x=0.0) == zero
+
+
+def test_the_injected_request_parameter_is_never_part_of_a_key() -> None:
+    def report(year: int, aiocache_ext_request: object = None) -> None: ...
+
+    def plain(year: int) -> None: ...
+
+    assert key_builder(report, 2024) == key_builder(report, year=2024)
+    assert "aiocache_ext_request" not in key_builder(report, 2024)
+    assert (
+        key_builder(report, 2024).split(":", 1)[1].replace("report", "plain")
+        == (key_builder(plain, 2024).split(":", 1)[1])
+    )
