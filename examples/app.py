@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiocache import Cache, cached
 from aiocache.base import BaseCache
 from fastapi import FastAPI, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from aiocache_ext import (
     CompressionSerializer,
@@ -114,8 +114,10 @@ async def sales_report(request: Request, year: int = 2024) -> StreamingResponse:
 
 @app.get("/items/{item_id}")
 @stream_cached(ttl=600, cache=shop, key_builder=key_builder)
-async def item(item_id: int) -> dict[str, object]:
-    return {"item": item_id, "computed_by": os.getpid(), "computed_at": time.time()}
+async def item(item_id: int) -> JSONResponse:
+    """A JSONResponse (rather than a dict) is a stored response: ``invalidate`` reaches it
+    on every backend, memcached included, through the namespace token."""
+    return JSONResponse({"item": item_id, "computed_by": os.getpid(), "computed_at": time.time()})
 
 
 @app.get("/uncached/items/{item_id}")

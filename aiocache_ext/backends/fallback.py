@@ -15,7 +15,7 @@ from .._config import build
 from .._tasks import Guard
 from .breaker import Breaker, State
 from .journal import EVERYTHING, Journal
-from .namespaces import drop_keys, drop_namespace
+from .namespaces import drop_keys, invalidate_namespace
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,9 +143,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> Any:
         if self._breaker.closed:
             try:
-                if namespace:  # never KEYS (aiocache's RedisCache does): SCAN + UNLINK
-                    prefix = self.primary.build_key("", namespace=namespace)
-                    await drop_namespace(self.primary, prefix, self._timed)
+                if namespace:  # never KEYS (aiocache's RedisCache does), never a flush
+                    await invalidate_namespace(self.primary, namespace, self._timed)
                 else:
                     await self._timed(self.primary._clear(None))
                 return True
@@ -153,7 +152,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
                 self._trip(exc)
         self._journal.cleared(namespace)
         if namespace:
-            await drop_namespace(self.fallback, self.fallback.build_key("", namespace=namespace))
+            await invalidate_namespace(self.fallback, namespace)
             return True
         return await self.fallback._clear(None)
 
@@ -264,6 +263,5 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             await self._timed(self.primary._clear(None), slow)
             return
         for namespace in taken.namespaces:
-            prefix = self.primary.build_key("", namespace=namespace)
-            await drop_namespace(self.primary, prefix, self._timed)
+            await invalidate_namespace(self.primary, namespace, self._timed)
         await drop_keys(self.primary, list(taken.keys), self._timed)

@@ -12,7 +12,7 @@ from aiocache.base import BaseCache
 
 from .._log import log_once
 from ..backends.fallback import FallbackCache
-from ..backends.namespaces import drop_namespace
+from ..backends.namespaces import invalidate_namespace
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -24,8 +24,10 @@ class invalidate:  # lower case, like aiocache's ``cached``
 
     ``cache`` is a cache, a function decorated with ``cached``/``stream_cached`` (its
     cache), or an aiocache alias; default: the ``"default"`` alias. Streamed entries are
-    dropped with the rest. Redis: ``SCAN`` + ``UNLINK``, never ``KEYS``/``FLUSHDB``;
-    memcached cannot list keys, so the server is flushed (logged once).
+    invalidated at once on every backend by a new namespace token (one write), also those
+    still being written; Redis and memory also drop the namespace's keys (``SCAN`` +
+    ``UNLINK``, never ``KEYS``/``FLUSHDB``), plain ``cached`` values included. memcached
+    cannot list keys and is never flushed: plain values stay there until their ttl.
     """
 
     def __init__(self, namespace: str, cache: Any = None) -> None:
@@ -47,12 +49,13 @@ class invalidate:  # lower case, like aiocache's ``cached``
         return found
 
     async def run(self) -> int:
-        """Drop the namespace now; returns how many keys went (-1: server flushed)."""
+        """Invalidate the namespace now; returns how many keys went (-1: the backend
+        cannot list keys)."""
         cache = self.cache
         if isinstance(cache, FallbackCache):
             await cache.clear(namespace=self.namespace)
             return 0
-        return await drop_namespace(cache, cache.build_key("", namespace=self.namespace))
+        return await invalidate_namespace(cache, self.namespace)
 
     def __await__(self) -> Generator[Any, None, int]:
         return self.run().__await__()

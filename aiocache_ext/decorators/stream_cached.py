@@ -217,15 +217,21 @@ class stream_cached(cached):  # type: ignore[misc]
         stored_key = scoped_key(self.cache, key)  # final now: the response outlives the call
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and method == "GET"
+        token = None
         if read:
-            found = await self._lookup(stored_key, request, method, headers.if_none_match)
+            found, token = await self._lookup(stored_key, request, method, headers.if_none_match)
             if found is not None:
                 return found
         if read and write and await self._flights.wait(stored_key):
-            found = await self._lookup(stored_key, request, method, headers.if_none_match)
+            found, token = await self._lookup(stored_key, request, method, headers.if_none_match)
             if found is not None:
                 return found
         end_flight = self._flights.lead(stored_key) if write else _no_flight
+        if write and token is None:  # a new namespace, or the read was skipped or failed
+            token = await self._token()
+            if token is None:
+                write = False
+                end_flight()
         try:
             result = await f(*args, **kwargs)
         except BaseException:
@@ -250,6 +256,7 @@ class stream_cached(cached):  # type: ignore[misc]
             self.segment_size,
             self.max_size,
             self.inline_size,
+            token=token,
             variant_key=lambda names: stored_key + _variant_suffix(request, names),
             covered=(*varied_headers(self.cache), *(("accept-encoding",) if self.compress else ())),
         )
@@ -262,6 +269,15 @@ class stream_cached(cached):  # type: ignore[misc]
                 min_size=self.compress_min_size,
             )
         return StoringResponse(result, writer, extra, self._storable, end_flight, encode)
+
+    async def _token(self) -> str | None:
+        """The namespace token a new write records (``None``: the backend failed, so
+        nothing is stored)."""
+        try:
+            return await self._store.ensure_token()
+        except Exception as exc:
+            log_once(logger, f"token:{type(exc).__name__}", "not stored: no token error=%r", exc)
+            return None
 
     async def get_from_cache(self, key: str) -> Any:
         """A plain value, as ``cached`` reads it (in this decorator's namespace)."""
@@ -295,27 +311,37 @@ class stream_cached(cached):  # type: ignore[misc]
 
     async def _lookup(
         self, key: str, request: Request, method: str, if_none_match: str | None
-    ) -> Any:
-        """A response (or plain value) for a hit; ``None`` for a miss. Never raises."""
-        manifest_key = key
+    ) -> tuple[Any, str | None]:
+        """A response (or plain value) for a hit, ``None`` for a miss; and the namespace
+        token read with it (``None`` when there is none or the read failed). Never raises."""
+        manifest_key, token = key, None
         try:
-            entry = await self._store.get_entry(key)
+            entry, token = await self._store.lookup(key)
             if isinstance(entry, VaryIndex):  # the endpoint said Vary: find this variant
                 manifest_key = key + _variant_suffix(request, entry.names)
                 entry = await self._store.get_entry(manifest_key)
                 if not isinstance(entry, Manifest):
-                    return None
+                    return None, token
         except SerializerError as exc:
             log_once(logger, f"entry:{exc}"[:80], "cache entry refused, miss reason=%s", exc)
-            return None
+            return None, token
         except Exception as exc:
             log_once(logger, f"read:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
-            return None
+            return None, token
         if not isinstance(entry, Manifest):
             if entry is not None and not self._plain_values:
                 log_once(logger, "plain-refused", "unsigned plain value refused, miss key=%s", key)
-                return None
-            return entry
+                return None, token
+            return entry, token
+        if entry.token is None or entry.token != token:
+            return None, token  # written before its namespace was last invalidated
+        return await self._replay(entry, key, manifest_key, method, if_none_match), token
+
+    async def _replay(
+        self, entry: Manifest, key: str, manifest_key: str, method: str, if_none_match: str | None
+    ) -> Response | None:
+        """The response for a valid entry: ``304``, ``HEAD``, inline or streamed body;
+        ``None`` when its first segments are gone (nothing sent yet: a miss)."""
         headers = self._hit_headers(entry)
         if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
             keep = not_modified_headers(

@@ -55,6 +55,7 @@ class Manifest:
     expires_at: float | None
     inline: bytes | None = None  # a small body, kept in the manifest: one read per hit
     checks: tuple[str, ...] = ()  # one per segment (``Integrity.segment_check``)
+    token: str | None = None  # the namespace token when the write started (see namespaces)
 
     @property
     def segments(self) -> int:
@@ -109,6 +110,7 @@ class Manifest:
                 expires_at=None if data["expires_at"] is None else float(data["expires_at"]),
                 inline=None if data.get("inline") is None else base64.b64decode(data["inline"]),
                 checks=tuple(str(c) for c in data["checks"]),
+                token=None if data.get("token") is None else str(data["token"]),
             )
         except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
             raise SerializerError(f"corrupt stream manifest: {exc!r}") from exc

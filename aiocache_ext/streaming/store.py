@@ -11,6 +11,7 @@ no plugins is read through ``_get`` directly, which saves aiocache's per-call ta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 from collections.abc import Awaitable, Sequence
@@ -20,7 +21,7 @@ from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
 from .._tasks import Guard, needs_shield
-from ..backends.namespaces import drop_keys
+from ..backends.namespaces import TOKEN_KEY, drop_keys, new_token
 from ..ttl import memcached_expiry
 from .format import Manifest, VaryIndex, is_record, parse_record
 from .integrity import PLAIN, Integrity
@@ -52,6 +53,33 @@ class SegmentStore:
             return await self.cache.get(key, loads_fn=loads, namespace=self.namespace)
         encoding = self.cache.serializer.encoding
         return self._loads(built, await self._timed(self.cache._get(built, encoding=encoding)))
+
+    async def lookup(self, key: str) -> tuple[Any, str | None]:
+        """``get_entry(key)`` and the namespace token, in one round trip (a multi-get):
+        an entry is served only if it recorded the token that is current."""
+        built, token_key = self.key(key), self.key(TOKEN_KEY)
+        if self.cache.plugins:
+            keys = [key, TOKEN_KEY]
+            raws = await self.cache.multi_get(keys, loads_fn=_identity, namespace=self.namespace)
+        else:
+            encoding = self.cache.serializer.encoding
+            call = self.cache._multi_get([built, token_key], encoding=encoding)
+            raws = await self._timed(call)
+        return self._loads(built, raws[0]), _text(raws[1])
+
+    async def ensure_token(self) -> str:
+        """The namespace token, created when there is none yet (a new namespace, or its
+        token was evicted: entries that recorded the old one are then misses)."""
+        token_key = self.key(TOKEN_KEY)
+        found = _text(await self._timed(self.cache._get(token_key, encoding=None)))
+        if found is not None:
+            return found
+        with contextlib.suppress(ValueError):  # aiocache's add: another writer was first
+            await self._timed(self.cache._add(token_key, new_token()))
+        found = _text(await self._timed(self.cache._get(token_key, encoding=None)))
+        if found is None:
+            raise LookupError("the namespace token could not be created")
+        return found
 
     def _loads(self, built: Any, raw: Any) -> Any:
         if raw is None:
@@ -104,8 +132,14 @@ class SegmentStore:
         return self._guard.run(call, self._timeout)
 
 
-def _identity(value: str) -> str:
+def _identity(value: Any) -> Any:
     return value
+
+
+def _text(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode("latin-1") if isinstance(raw, (bytes, bytearray)) else str(raw)
 
 
 #: Segments are written to live this much longer than their entry, so that a stream

@@ -41,10 +41,12 @@ class StreamWriter:
         segment_size: int,
         max_size: int,
         inline_size: int = 0,
+        token: str | None = None,
         variant_key: VariantKey | None = None,
         covered: Sequence[str] = (),
     ) -> None:
         self.store = store
+        self.token = token  # the namespace token read before the endpoint ran
         self.variant_key = variant_key
         self.covered = frozenset(covered)
         self.inline_size = inline_size
@@ -117,6 +119,7 @@ class StreamWriter:
             expires_at=None if manifest_ttl is None else now + manifest_ttl,
             inline=inline,
             checks=tuple(self._checks),
+            token=self.token,
         )
         varied = [n for n in parse_vary(_values(raw_headers, b"vary")) if n not in self.covered]
         manifest_key = self.key

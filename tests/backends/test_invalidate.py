@@ -66,8 +66,10 @@ async def test_invalidate_drops_a_namespace_streamed_entries_included(
         assert dropped != 0
         bodies = [(await client.get(p)).content for p in paths]
     assert bodies[0] == b"streamed body over segments"
-    expected_b = ["b-value"] if backend == "memcached" else []  # memcached: server flushed
-    assert calls[3:] == ["a-stream", "a-value", *expected_b]
+    # memcached cannot list keys and is not flushed: the namespace token makes the
+    # streamed entry a miss; a plain value stays until its ttl; namespace B is untouched.
+    expected_plain = [] if backend == "memcached" else ["a-value"]
+    assert calls[3:] == ["a-stream", *expected_plain]
 
 
 async def test_decorator_invalidates_after_a_successful_write_only(
@@ -101,7 +103,7 @@ async def test_redis_invalidation_never_uses_keys_or_flush(
         assert await invalidate(namespace="big", cache=cache) == 3000
         stats = client.info("commandstats")
         assert await other.get("keep") == 1
-        assert client.dbsize() == 1
+        assert client.dbsize() == 2  # "keep", and the namespace's new token
     finally:
         client.flushall()
         client.close()
