@@ -231,3 +231,43 @@ async def test_namespace_invalidated_during_an_outage_is_dropped_before_reads(
     finally:
         await cache.close()
         await other.close()
+
+
+@pytest.mark.memcached
+async def test_memcached_namespace_invalidated_during_an_outage_is_never_a_flush(
+    memcached_factory: Callable[[], MemcachedServer],
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from aiocache_ext import invalidate, stream_cached
+
+    from ..helpers import client_for
+
+    server = memcached_factory()
+    with socket.create_connection((server.host, server.port), timeout=2) as sock:
+        sock.sendall(b"set foreign 0 0 3\r\nabc\r\n")  # another application's key
+        assert sock.recv(64) == b"STORED\r\n"
+    cache = FallbackCache(primary=primary_for(server, "memcached"), namespace="users")
+    calls = [0]
+
+    @stream_cached(cache=cache, ttl=60, key="page", key_host=False)
+    async def page(request: Request) -> Response:
+        calls[0] += 1
+        return PlainTextResponse(f"call {calls[0]}")
+
+    try:
+        async with client_for(Starlette(routes=[Route("/", page)])) as client:
+            await client.get("/")
+            assert (await client.get("/")).headers["x-cache"] == "HIT"
+            server.pause()
+            await invalidate(namespace="users", cache=cache)  # the primary cannot hear it
+            server.resume()
+            await wait_for_state(cache, State.CLOSED, RECOVERY_LIMIT)
+            after = await client.get("/")
+        assert (after.headers["x-cache"], after.text) == ("MISS", "call 2")
+        assert read_primary(server, "memcached", "foreign") == b"abc"  # never flushed
+    finally:
+        await cache.close()

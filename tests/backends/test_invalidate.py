@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis
 from aiocache.base import BaseCache
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from aiocache_ext import FallbackCache, invalidate, key_builder, stream_cached
 
@@ -139,3 +143,50 @@ def test_invalidate_needs_a_namespace_and_a_cache() -> None:
         invalidate(namespace="")
     with pytest.raises(TypeError, match="needs a cache"):
         invalidate(namespace="x", cache=object()).cache  # noqa: B018
+
+
+async def test_invalidate_never_touches_other_namespaces_or_applications(
+    cache_factory: Callable[..., BaseCache], backend: str
+) -> None:
+    cache_a, cache_b = cache_factory(namespace="ns-a"), cache_factory(namespace="ns-b")
+    foreign = cache_factory()  # another application on the same server, no namespace
+    if backend == "memory":
+        cache_b._cache = foreign._cache = cache_a._cache  # type: ignore[attr-defined]
+    await cache_b.set("kept", 1)
+    await foreign.set("their-key", "theirs")
+    await invalidate(namespace="ns-a", cache=cache_a)
+    assert await cache_b.get("kept") == 1
+    assert await foreign.get("their-key") == "theirs"
+
+
+async def test_a_write_begun_before_an_invalidation_never_shows_after_it(
+    cache: BaseCache,
+) -> None:
+    release = asyncio.Event()
+    calls = [0]
+
+    @stream_cached(cache=cache, ttl=60, key="report", key_host=False)
+    async def report(request: Request) -> Response:
+        calls[0] += 1
+        version = calls[0]
+
+        async def rows() -> AsyncIterator[bytes]:
+            yield f"data v{version}, ".encode()
+            if version == 1:
+                await release.wait()  # a long report of the old data
+            yield b"end"
+
+        return StreamingResponse(rows())
+
+    app = Starlette(routes=[Route("/", report)])
+    async with client_for(app) as client:
+        old = asyncio.ensure_future(client.get("/"))
+        for _ in range(500):  # bounded: the old report has started
+            if calls[0]:
+                break
+            await asyncio.sleep(0.01)
+        await invalidate(namespace="test", cache=cache)  # the data changed meanwhile
+        release.set()
+        assert (await old).content == b"data v1, end"
+        after = await client.get("/")
+    assert (after.headers["x-cache"], after.content) == ("MISS", b"data v2, end")
