@@ -12,7 +12,8 @@ from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
 
 from .._config import build
-from .._tasks import Guard
+from .._tasks import Guard, needs_shield
+from ..ttl import memcached_expiry, parse_ttl
 from .breaker import Breaker, State
 from .journal import EVERYTHING, Journal
 from .namespaces import drop_keys, invalidate_namespace
@@ -74,6 +75,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     ) -> None:
         if primary is None:
             raise ValueError("FallbackCache needs a primary, e.g. Cache(Cache.REDIS, ...)")
+        if kwargs.get("ttl") is not None:
+            kwargs["ttl"] = parse_ttl(kwargs["ttl"])  # any ttl form, checked here
         super().__init__(serializer=serializer or JsonSerializer(), **kwargs)
         self.primary: BaseCache = build(primary, BaseCache, "cache")
         self.fallback: BaseCache = build(fallback or SimpleMemoryCache(), BaseCache, "cache")
@@ -90,6 +93,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self._journal = Journal(int(journal_size), self.namespace)
         self._probe: asyncio.Task[None] | None = None
         self._guard = Guard(self.primary)
+        self._memcached = needs_shield(self.primary)
 
     @property
     def state(self) -> State:
@@ -135,7 +139,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         return await self._route("_increment", key, delta, touched=[key])
 
     async def _expire(self, key: Any, ttl: Any, _conn: Any = None) -> Any:
-        return await self._route("_expire", key, ttl, touched=[key])
+        return await self._route("_expire", key, ttl=ttl, touched=[key])
 
     async def _delete(self, key: Any, _conn: Any = None) -> Any:
         return await self._route("_delete", key, touched=[key])
@@ -176,8 +180,12 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     ) -> Any:
         if self._breaker.closed:
             timeout = self.primary_timeout if self._answered else self.first_timeout
+            primary_kwargs = kwargs
+            if self._memcached and kwargs.get("ttl") is not None:  # whole seconds there
+                primary_kwargs = {**kwargs, "ttl": memcached_expiry(kwargs["ttl"])}
             try:
-                result = await self._timed(getattr(self.primary, name)(*args, **kwargs), timeout)
+                call = getattr(self.primary, name)(*args, **primary_kwargs)
+                result = await self._timed(call, timeout)
             except OUTAGE_ERRORS as exc:
                 self._trip(exc)
             else:

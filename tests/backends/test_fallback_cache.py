@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from aiocache_ext import CompressionSerializer, FallbackCache, State, stream_cached
+from aiocache_ext import ONE_YEAR, CompressionSerializer, FallbackCache, State, stream_cached
 
 from ..helpers import client_for
-from ..servers import RedisServer
+from ..servers import MemcachedServer, RedisServer
 
 
 def redis_config(server: RedisServer) -> dict[str, Any]:
@@ -106,3 +106,29 @@ async def test_stream_cached_keeps_serving_through_a_freeze(
         server.resume()
         await cache.close()
     assert len(calls) == 2
+
+
+@pytest.mark.memcached
+async def test_any_ttl_form_reaches_memcached_as_whole_seconds(
+    memcached_server: MemcachedServer,
+) -> None:
+    cache = FallbackCache(
+        primary=Cache(Cache.MEMCACHED, endpoint=memcached_server.host, port=memcached_server.port),
+        namespace="ttl",
+        ttl="1h",
+    )
+    try:
+        assert cache.ttl == 3600
+        assert await cache.set("fraction", 1, ttl=0.5)  # memcached wants an int: rounded up
+        assert await cache.set("year", 2, ttl=ONE_YEAR)  # past 30 days: a time stamp
+        assert await cache.get("fraction") == 1
+        assert await cache.get("year") == 2
+        assert cache.state is State.CLOSED  # none of it was taken for an outage
+    finally:
+        await cache.clear(namespace="ttl")
+        await cache.close()
+
+
+def test_a_bad_ttl_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        FallbackCache(primary=Cache(Cache.MEMORY), ttl="soon")
