@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from aiocache_ext import invalidate, stream_cached
+from aiocache_ext import invalidate, key_builder, stream_cached
 from aiocache_ext.streaming import store as store_module
 from aiocache_ext.streaming import writer as writer_module
 from aiocache_ext.streaming.format import Manifest
@@ -295,3 +295,17 @@ async def test_a_long_stream_has_its_first_segments_extended_at_commit(
     finally:
         await cache.clear()
         await cache.close()
+
+
+async def test_the_aiocache_way_finds_a_plain_calls_entry(cache: BaseCache) -> None:
+    """``get_cache_key`` with the decorated function gives the key a plain call stored its
+    value under, so checking, deleting or pre-warming one entry works as in aiocache."""
+    decorator = stream_cached(cache=cache, ttl=60, key_builder=key_builder)
+
+    async def total(year: int, request: Any = None) -> int:
+        return year * 2
+
+    decorated = decorator(total)
+    assert await decorated(2024) == 4048
+    key = decorator.get_cache_key(decorated, (2024,), {})
+    assert await decorator.get_from_cache(key) == 4048
