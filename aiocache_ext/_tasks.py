@@ -1,14 +1,20 @@
-"""Awaiting backend calls that must never be cancelled halfway.
+"""Awaiting backend calls: bounded, never cancelled halfway, never past the pool.
 
 aiomcache returns a connection to its pool when an operation is cancelled, with the
 reply still unread: the next command on that connection reads the wrong reply (another
 key's value). So memcached calls run as tasks of their own: a caller that times out or
 is cancelled stops waiting, and the call still finishes and leaves its connection clean.
+
+redis-py's pool raises (``MaxConnectionsError``) rather than waits once all of its
+connections are in use (100 by default in redis-py 8): calls through a ``Guard`` wait
+for a free connection instead, so a burst is queued, not failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,6 +34,24 @@ async def bounded(call: Awaitable[T], timeout: float | None) -> T:
 
 def needs_shield(cache: Any) -> bool:
     return getattr(cache, "NAME", "") == "memcached"
+
+
+#: One semaphore per connection pool, however many guards use it.
+_POOL_SLOTS: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def pool_of(cache: Any) -> Any:
+    """The redis-py connection pool behind a cache, if it has a finite one."""
+    pool = getattr(getattr(cache, "client", None), "connection_pool", None)
+    limit = getattr(pool, "max_connections", None)
+    return pool if isinstance(limit, int) and 0 < limit < 2**30 else None
+
+
+def _slots(pool: Any) -> asyncio.Semaphore:
+    found = _POOL_SLOTS.get(pool)
+    if found is None:  # made in the running loop (Python 3.9 binds it at creation)
+        found = _POOL_SLOTS[pool] = asyncio.Semaphore(pool.max_connections)
+    return found
 
 
 async def shielded(call: Awaitable[T], timeout: float | None, inflight: set[Any]) -> T:
@@ -62,9 +86,27 @@ class Guard:
     def __init__(self, cache: Any) -> None:
         self.inflight: set[Any] = set()
         # Chosen once: this sits on every cache hit.
-        self.run: Callable[[Awaitable[Any], float | None], Awaitable[Any]] = (
+        self._call: Callable[[Awaitable[Any], float | None], Awaitable[Any]] = (
             self._shielded if needs_shield(cache) else bounded
         )
+        self._pool = pool_of(cache)
+        self.run = self._call if self._pool is None else self._within_pool
+
+    async def _within_pool(self, call: Awaitable[T], timeout: float | None) -> T:
+        """``call`` once the pool has a free connection for it (bounded by the calls
+        ahead of it, each bounded by its own timeout)."""
+        slots = _slots(self._pool)
+        try:
+            await slots.acquire()
+        except BaseException:
+            if inspect.iscoroutine(call):
+                call.close()  # never started: no "never awaited" warning
+            raise
+        try:
+            result: T = await self._call(call, timeout)
+            return result
+        finally:
+            slots.release()
 
     async def _shielded(self, call: Awaitable[T], timeout: float | None) -> T:
         return await shielded(call, timeout, self.inflight)

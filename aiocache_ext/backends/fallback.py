@@ -29,12 +29,38 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncio.IncompleteReadError,
 )
+#: Errors of those families that are answers, not outages: a full redis-py pool is a
+#: burst on a healthy server (``Guard`` queues calls so it should not happen at all).
+NOT_OUTAGES: tuple[type[BaseException], ...] = ()
 try:
     import redis.exceptions as _redis_errors
 
     OUTAGE_ERRORS += (_redis_errors.ConnectionError, _redis_errors.TimeoutError)
+    if hasattr(_redis_errors, "MaxConnectionsError"):  # redis-py 6+
+        NOT_OUTAGES += (_redis_errors.MaxConnectionsError,)
 except ImportError:  # pragma: no cover - the redis extra is not installed
     pass
+try:
+    from aiomcache.exceptions import ClientException as _McError
+    from aiomcache.exceptions import ValidationException as _McRefused
+except ImportError:  # pragma: no cover - the memcached extra is not installed
+    _McError = _McRefused = ()  # type: ignore[assignment,misc]
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` means the primary cannot be reached (not a wrong answer)."""
+    if NOT_OUTAGES and isinstance(error, NOT_OUTAGES):
+        return False
+    if isinstance(error, OUTAGE_ERRORS):
+        return True
+    # aiomcache reads an empty line from a connection the server closed, and reports it
+    # as "<command> failed: b''" (on Python 3.12+ instead of IncompleteReadError).
+    return (
+        isinstance(error, _McError)
+        and not isinstance(error, _McRefused)
+        and str(error).endswith(": b''")
+    )
+
 
 StateHook = Callable[[State, State, "BaseException | None"], None]
 
@@ -152,7 +178,9 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
                 else:
                     await self._timed(self.primary._clear(None))
                 return True
-            except OUTAGE_ERRORS as exc:
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 self._trip(exc)
         self._journal.cleared(namespace)
         if namespace:
@@ -186,7 +214,9 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             try:
                 call = getattr(self.primary, name)(*args, **primary_kwargs)
                 result = await self._timed(call, timeout)
-            except OUTAGE_ERRORS as exc:
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 self._trip(exc)
             else:
                 self._answered = True

@@ -42,6 +42,8 @@ class SegmentStore:
         self._timeout = None if isinstance(cache, SimpleMemoryBackend) else cache.timeout
         self._guard = Guard(cache)
         self._memcached = needs_shield(cache)
+        self._local = isinstance(cache, SimpleMemoryBackend)  # reads cost nothing to share
+        self._lookups: dict[str, asyncio.Future[tuple[Any, str | None]]] = {}
 
     async def get_entry(self, key: str) -> Any:
         """The value under ``key``: a ``Manifest``, a ``VaryIndex``, a plain value (decoded
@@ -56,7 +58,33 @@ class SegmentStore:
 
     async def lookup(self, key: str) -> tuple[Any, str | None]:
         """``get_entry(key)`` and the namespace token, in one round trip (a multi-get):
-        an entry is served only if it recorded the token that is current."""
+        an entry is served only if it recorded the token that is current.
+
+        Concurrent lookups of one key share one backend read: a burst of requests for a
+        hot key costs the backend one read (and one pooled connection), not one each.
+        """
+        if self._local:
+            return await self._lookup(key)
+        shared = self._lookups.get(key)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        shared = asyncio.get_running_loop().create_future()
+        self._lookups[key] = shared
+        try:
+            found = await self._lookup(key)
+        except BaseException as exc:
+            # Followers fail the same way (a cancelled leader: as a failed read).
+            failure = exc if isinstance(exc, Exception) else LookupError("read cancelled")
+            shared.set_exception(failure)
+            shared.exception()  # retrieved: there may be no follower
+            raise
+        else:
+            shared.set_result(found)
+            return found
+        finally:
+            del self._lookups[key]
+
+    async def _lookup(self, key: str) -> tuple[Any, str | None]:
         built, token_key = self.key(key), self.key(TOKEN_KEY)
         if self.cache.plugins:
             keys = [key, TOKEN_KEY]
