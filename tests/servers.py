@@ -95,8 +95,21 @@ class Server:
         self._end(signal.SIGKILL)
 
     def pause(self) -> None:
-        """SIGSTOP: the port stays open but nothing answers (a black-holed server)."""
+        """SIGSTOP: the port stays open but nothing answers (a black-holed server).
+        Returns once the process is stopped: the signal is delivered asynchronously, and
+        a request sent in between would still be answered."""
         os.kill(self.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + START_TIMEOUT
+        while self._state() not in ("T", "t") and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def _state(self) -> str:
+        """The process state letter from /proc (``T``: stopped)."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return "?"
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)

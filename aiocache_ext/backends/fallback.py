@@ -12,6 +12,7 @@ from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
 
 from .._config import build
+from .._log import log_once
 from .._tasks import Guard, needs_shield
 from ..ttl import memcached_expiry, parse_ttl
 from .breaker import Breaker, State
@@ -302,4 +303,25 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             return
         for namespace in taken.namespaces:
             await invalidate_namespace(self.primary, namespace, self._timed)
-        await drop_keys(self.primary, list(taken.keys), self._timed)
+        keys = list(taken.keys)
+        try:
+            await drop_keys(self.primary, keys, self._timed)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            await self._drop_each(keys)  # one key the primary refuses must not block the rest
+
+    async def _drop_each(self, keys: list[Any]) -> None:
+        """Delete keys one by one; a key the primary refuses (memcached: over 250 bytes,
+        accepted by the fallback during the outage) is dropped from the journal, logged
+        once, and never a reason to stay off the primary."""
+        for key in keys:
+            try:
+                await self._timed(self.primary._delete(key))
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                log_once(
+                    logger, f"replay-refused:{type(exc).__name__}",
+                    "journalled key refused by the primary, dropped key=%r error=%r", key, exc,
+                )  # fmt: skip

@@ -271,3 +271,33 @@ async def test_memcached_namespace_invalidated_during_an_outage_is_never_a_flush
         assert read_primary(server, "memcached", "foreign") == b"abc"  # never flushed
     finally:
         await cache.close()
+
+
+@pytest.mark.memcached
+async def test_a_key_memcached_refuses_never_blocks_recovery(
+    memcached_factory: Callable[[], MemcachedServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = memcached_factory()
+    changes: list[tuple[State, State]] = []
+    cache = FallbackCache(
+        primary=primary_for(server, "memcached"),
+        namespace="long",
+        on_state_change=lambda old, new, error: changes.append((old, new)),
+    )
+    try:
+        assert await cache.set("warm", 1)
+        server.pause()
+        await cache.get("warm")  # the outage is noticed
+        assert cache.state is State.OPEN
+        too_long = "k" * 300  # memcached refuses keys over 250 bytes; memory takes them
+        assert await cache.set(too_long, 1)
+        server.resume()
+        await wait_for_state(cache, State.CLOSED, RECOVERY_LIMIT)
+        assert changes == [
+            (State.CLOSED, State.OPEN), (State.OPEN, State.RECOVERING),
+            (State.RECOVERING, State.CLOSED),
+        ]  # fmt: skip
+        refused = [r for r in caplog.records if "refused by the primary" in r.getMessage()]
+        assert len(refused) == 1
+    finally:
+        await cache.close()
