@@ -33,8 +33,9 @@ async def served(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     client talks real HTTP/1.1 over TCP (httpx asks for gzip, like browsers do).
     """
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off"
-    )
+        app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off",
+        ws="none",  # no WebSocket stack to import (older ones warn on import)
+    )  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
     try:

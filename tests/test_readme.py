@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import re
 import textwrap
@@ -25,7 +26,7 @@ async def test_readme_example_runs(source: str) -> None:
     saved = copy.deepcopy(caches.get_config())
     source = textwrap.dedent(source)  # blocks inside list items are indented
     code = compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    namespace: dict[str, object] = {"__name__": "readme_example"}
+    namespace: dict[str, object] = {"__name__": "readme_example", "__builtins__": builtins}
     try:
         result = types.FunctionType(code, namespace)()
         if result is not None:  # the block awaits something: run it to the end
