@@ -145,6 +145,14 @@ class stream_cached(cached):  # type: ignore[misc]
         self._request_param = (REQUEST_PARAM, True)
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        varied = getattr(f, "aiocache_ext_varies_on", None)
+        if varied is not None:  # this entry would not vary: one variant for everyone
+            raise TypeError(
+                f"@stream_cached(...) stands above @vary_on_headers{varied!r} on "
+                f"{getattr(f, '__qualname__', f)!r}, so its entries would not vary. HINT: "
+                "order the decorators as @router.get(...), @vary_on_headers(...), "
+                "@stream_cached(...)"
+            )
         if isinstance(self._cache, BaseCache):
             self.cache = self._cache
         elif self.alias:

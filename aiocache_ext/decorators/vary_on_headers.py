@@ -70,6 +70,7 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
 
         wrapper.__signature__ = signature.signature()  # type: ignore[attr-defined]
         wrapper.cache = cache  # type: ignore[attr-defined]
+        wrapper.aiocache_ext_varies_on = names  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

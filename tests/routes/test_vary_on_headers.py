@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiocache import cached
+from aiocache import Cache, cached
 from aiocache.base import BaseCache
 from aiocache.serializers import PickleSerializer
 from fastapi import FastAPI, Request, Response
@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from aiocache_ext import key_builder, vary_on_headers
+from aiocache_ext import key_builder, stream_cached, vary_on_headers
 
 from ..helpers import client_for, same_server
 
@@ -242,3 +242,13 @@ async def test_call_without_a_request_runs_uncached_with_one_log_line(
         assert len(warnings) == 1
     finally:
         await compute.cache.close()  # type: ignore[attr-defined]
+
+
+def test_stream_cached_above_vary_on_headers_fails_at_decoration() -> None:
+    with pytest.raises(TypeError, match=r"would not vary.*HINT"):
+
+        @stream_cached(cache=Cache.MEMORY)
+        @vary_on_headers("Accept-Language")
+        @stream_cached(cache=Cache.MEMORY)
+        async def page(request: Request) -> Response:
+            return Response("x")
