@@ -226,6 +226,24 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             self._journal.touched(touched)
         return await getattr(self.fallback, name)(*args, **kwargs)
 
+    async def _bulk(self, call: Awaitable[T]) -> T:
+        """Recovery work: bounded, but not by one operation's ``primary_timeout`` (it also
+        opens the connections that replace the ones the outage killed)."""
+        return await self._timed(call, max(self.primary_timeout * 20, 5.0))
+
+    async def _fresh_connections(self) -> None:
+        """Close the primary's pooled connections: those opened before the outage are
+        dead after a restart, and each would fail (and trip the breaker) once."""
+        client = getattr(self.primary, "client", None)
+        pool = getattr(client, "connection_pool", None)
+        try:
+            if pool is not None:  # redis-py: reconnects on demand
+                await pool.disconnect()
+            elif client is not None and hasattr(client, "close"):  # aiomcache: likewise
+                await client.close()
+        except Exception as exc:  # nothing to close, or closing failed: new ones anyway
+            log_once(logger, "reconnect", "could not close stale connections error=%r", exc)
+
     async def _timed(self, call: Awaitable[T], timeout: float | None = None) -> T:
         result: T = await self._guard.run(call, timeout or self.primary_timeout)
         return result
@@ -258,6 +276,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
                 continue
             self._breaker.probe_succeeded()
             self._changed(State.OPEN, State.RECOVERING, None)
+            await self._fresh_connections()
             await self._recover()
 
     async def _ping(self) -> None:
@@ -283,6 +302,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             self._breaker.failure()
             self._changed(State.RECOVERING, State.OPEN, exc)
             return
+        self._answered = False  # the next operation may open a connection: first_timeout
         self._breaker.recovered()
         self._changed(State.RECOVERING, State.CLOSED, None)
 
@@ -297,15 +317,14 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
                 raise
 
     async def _replay(self, taken: Journal) -> None:
-        slow = max(self.primary_timeout * 20, 5.0)  # bulk work, still bounded
         if EVERYTHING in taken.namespaces:
-            await self._timed(self.primary._clear(None), slow)
+            await self._bulk(self.primary._clear(None))
             return
         for namespace in taken.namespaces:
-            await invalidate_namespace(self.primary, namespace, self._timed)
+            await invalidate_namespace(self.primary, namespace, self._bulk)
         keys = list(taken.keys)
         try:
-            await drop_keys(self.primary, keys, self._timed)
+            await drop_keys(self.primary, keys, self._bulk)
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -317,7 +336,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         once, and never a reason to stay off the primary."""
         for key in keys:
             try:
-                await self._timed(self.primary._delete(key))
+                await self._bulk(self.primary._delete(key))
             except Exception as exc:
                 if is_outage(exc):
                     raise
