@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Union
 
-from aiocache.serializers import BaseSerializer, PickleSerializer
+from aiocache.serializers import BaseSerializer, PickleSerializer, StringSerializer
 
 from .._config import build
 from ..exceptions import SerializerError
@@ -96,7 +96,10 @@ class CompressionSerializer(BaseSerializer):  # type: ignore[misc]
         blob = bytes(value)
         frame = envelope.unpack(blob, self._secret)
         if frame is None:
-            data, text = envelope.open_legacy(blob, self.max_size), False
+            # No header: written by the inner serializer alone (or raw, e.g. a RedLock
+            # token). StringSerializer gets text, as it would from the cache itself.
+            data = envelope.open_legacy(blob, self.max_size)
+            text = isinstance(self.inner, StringSerializer) and _is_utf8(data)
         else:
             data, text = envelope.open_frame(frame, self.max_size), frame.text
         try:
@@ -105,6 +108,14 @@ class CompressionSerializer(BaseSerializer):  # type: ignore[misc]
             raise SerializerError(
                 f"{type(self.inner).__name__} cannot read the stored value: {exc!r}"
             ) from exc
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _make_inner(spec: InnerSpec) -> BaseSerializer:

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiocache.serializers import JsonSerializer, MsgPackSerializer, PickleSerializer
+from aiocache.serializers import (
+    JsonSerializer,
+    MsgPackSerializer,
+    PickleSerializer,
+    StringSerializer,
+)
 
 from aiocache_ext import (
     Codec,
@@ -108,7 +113,7 @@ def test_legacy_values_are_read() -> None:
 
 def test_text_that_looks_like_zlib_is_passed_on_as_written() -> None:
     assert envelope._checks(b"8O")  # passes RFC 1950's 2-byte header check, inflates to nothing
-    assert CompressionSerializer(inner="string").loads(b"8O is text") == b"8O is text"
+    assert CompressionSerializer(inner="string").loads(b"8O is text") == "8O is text"
     with pytest.raises(SerializerError):
         CompressionSerializer().loads(b"8O is no pickle")
 
@@ -231,3 +236,11 @@ def test_every_codec_stops_at_max_size(codec: str) -> None:
         CompressionSerializer(max_size=MiB).loads(blob)
     with pytest.raises(ValueTooLargeError):
         codecs.decompress(Codec.parse(codec), envelope.unpack(blob, None).payload, MiB)  # type: ignore[union-attr]
+
+
+def test_a_text_inner_serializer_reads_values_written_without_the_header_as_text() -> None:
+    """Switching a live cache from StringSerializer keeps its values' type."""
+    serializer = CompressionSerializer(inner="string")
+    assert serializer.loads(StringSerializer().dumps("plain").encode()) == "plain"
+    assert serializer.loads(b"a1b2c3-redlock-token") == "a1b2c3-redlock-token"
+    assert serializer.loads(serializer.dumps("framed")) == "framed"
