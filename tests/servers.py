@@ -43,8 +43,9 @@ class Server:
     name = "server"
     host = "127.0.0.1"
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, options: Sequence[str] = ()) -> None:
         self.port = port or free_port()
+        self.options = list(options)  # more command-line options, e.g. idle timeouts
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> Sequence[str]:
@@ -150,6 +151,7 @@ class RedisServer(Server):
             "--port", str(self.port), "--bind", self.host,
             "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--protected-mode", "no", "--loglevel", "warning", "--dir", "/tmp",
+            *self.options,
         ]  # fmt: skip
 
     def ping(self, sock: socket.socket) -> bool:
@@ -164,7 +166,7 @@ class MemcachedServer(Server):
         cmd = [_binary("memcached"), "-l", self.host, "-p", str(self.port), "-U", "0", "-m", "256"]
         if os.geteuid() == 0:
             cmd += ["-u", "root"]  # memcached refuses to run as root without it
-        return cmd
+        return cmd + self.options
 
     def ping(self, sock: socket.socket) -> bool:
         sock.sendall(b"version\r\n")

@@ -33,10 +33,13 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 #: Errors of those families that are answers, not outages: a full redis-py pool is a
 #: burst on a healthy server (``Guard`` queues calls so it should not happen at all).
 NOT_OUTAGES: tuple[type[BaseException], ...] = ()
+#: Outages that retrying at once cannot help (and would make a caller wait twice).
+TIMEOUTS: tuple[type[BaseException], ...] = (asyncio.TimeoutError,)
 try:
     import redis.exceptions as _redis_errors
 
     OUTAGE_ERRORS += (_redis_errors.ConnectionError, _redis_errors.TimeoutError)
+    TIMEOUTS += (_redis_errors.TimeoutError,)
     if hasattr(_redis_errors, "MaxConnectionsError"):  # redis-py 6+
         NOT_OUTAGES += (_redis_errors.MaxConnectionsError,)
 except ImportError:  # pragma: no cover - the redis extra is not installed
@@ -208,20 +211,26 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self, name: str, *args: Any, touched: Iterable[Any] | None = None, **kwargs: Any
     ) -> Any:
         if self._breaker.closed:
-            timeout = self.primary_timeout if self._answered else self.first_timeout
             primary_kwargs = kwargs
             if self._memcached and kwargs.get("ttl") is not None:  # whole seconds there
                 primary_kwargs = {**kwargs, "ttl": memcached_expiry(kwargs["ttl"])}
-            try:
-                call = getattr(self.primary, name)(*args, **primary_kwargs)
-                result = await self._timed(call, timeout)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                self._trip(exc)
-            else:
-                self._answered = True
-                return result
+            for attempt in (1, 2):
+                timeout = self.primary_timeout if self._answered else self.first_timeout
+                try:
+                    call = getattr(self.primary, name)(*args, **primary_kwargs)
+                    result = await self._timed(call, timeout)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    if attempt == 1 and not isinstance(exc, TIMEOUTS):
+                        # A pooled connection the server closed (idle timeout, restart)
+                        # fails once; the client drops it: try once more, on a new one.
+                        continue
+                    self._trip(exc)
+                    break
+                else:
+                    self._answered = True
+                    return result
         if touched is not None:
             self._journal.touched(touched)
         return await getattr(self.fallback, name)(*args, **kwargs)

@@ -301,3 +301,32 @@ async def test_a_key_memcached_refuses_never_blocks_recovery(
         assert len(refused) == 1
     finally:
         await cache.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        pytest.param("redis", ["--timeout", "1"], marks=pytest.mark.redis),
+        pytest.param("memcached", ["-o", "idle_timeout=1"], marks=pytest.mark.memcached),
+    ],
+)
+async def test_a_server_that_closes_idle_connections_is_not_an_outage(
+    kind: str, options: list[str]
+) -> None:
+    server: Server = (RedisServer if kind == "redis" else MemcachedServer)(options=options)
+    server.start()
+    changes: list[tuple[State, State]] = []
+    cache = FallbackCache(
+        primary=primary_for(server, kind), namespace="idle",
+        on_state_change=lambda old, new, error: changes.append((old, new)),
+    )  # fmt: skip
+    try:
+        assert await cache.set("k", "v")
+        await asyncio.sleep(2.5)  # setup, not a measure: the server closes idle connections
+        assert await cache.get("k") == "v"
+        assert await cache.set("k", "w")
+        assert await cache.get("k") == "w"
+        assert changes == []  # never taken for an outage
+    finally:
+        await cache.close()
+        server.kill()
