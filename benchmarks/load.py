@@ -4,7 +4,9 @@
 
 Cached-hit requests/s and p99 for a small route and a 1 MiB streamed route, with the
 same routes uncached beside them; then the small route while Redis is frozen (SIGSTOP):
-errors (must be 0) and p99. Loopback only, bounded in time.
+errors (must be 0) and p99. Last, a burst: wrk with 1,000 connections (ten times
+redis-py's default pool) on a cold key of a slow route (0.3 s), one worker: errors and
+endpoint calls (must be 0 and 1). Loopback only, bounded in time.
 """
 
 from __future__ import annotations
@@ -55,6 +57,25 @@ def main() -> None:
                 worker.stop()
     header = ["route (2 workers, wrk -c8 each)", "requests/s", "p50 ms", "p99 ms", "errors"]
     print(table(header, rows))
+    print("\n" + burst())
+
+
+def burst() -> str:
+    with redis_server() as server:
+        worker = Worker(server.port, primary_timeout=0.25)
+        try:
+            worker.wait_ready()
+            url = f"http://127.0.0.1:{worker.port}/slow/cold"
+            result = wrk.finish(wrk.start(url, SECONDS, connections=1000))
+            calls = worker.client.get("/health/cache").json()["computed"]["slow"]
+        finally:
+            worker.stop()
+    header = ["burst (1 worker, wrk -c1000, cold key, 0.3 s route)", "requests",
+              "requests/s", "p50 ms", "p99 ms", "errors", "endpoint calls"]  # fmt: skip
+    cells = [f"{result.requests:,}", f"{result.requests_per_second:,.0f}",
+             f"{result.p50 * 1e3:.1f}", f"{result.p99 * 1e3:.1f}", str(result.errors),
+             str(calls)]  # fmt: skip
+    return table(header, [["/slow/cold", *cells]])
 
 
 if __name__ == "__main__":

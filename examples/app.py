@@ -120,6 +120,16 @@ async def item(item_id: int) -> JSONResponse:
     return JSONResponse({"item": item_id, "computed_by": os.getpid(), "computed_at": time.time()})
 
 
+@app.get("/slow/{name}")
+@stream_cached(ttl=600, cache=shop, key_builder=key_builder)
+async def slow(name: str) -> JSONResponse:
+    """An expensive route (0.3 s per call, counted in ``/health/cache``): under a burst on a
+    cold key, one call; everyone else waits for it and gets its stored response."""
+    computed["slow"] = computed.get("slow", 0) + 1
+    await asyncio.sleep(0.3)
+    return JSONResponse({"name": name, "computed_by": os.getpid()})
+
+
 @app.get("/uncached/items/{item_id}")
 async def item_uncached(item_id: int) -> dict[str, object]:
     """The same route without a cache, for comparisons."""
@@ -156,4 +166,4 @@ async def update_item(item_id: int) -> dict[str, object]:
 async def cache_health() -> dict[str, object]:
     state = getattr(shop, "state", None)
     return {"cache": type(shop).__name__, "state": state.value if state else "local",
-            "pid": os.getpid()}  # fmt: skip
+            "pid": os.getpid(), "computed": computed}  # fmt: skip

@@ -311,7 +311,6 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             self._breaker.failure()
             self._changed(State.RECOVERING, State.OPEN, exc)
             return
-        self._answered = False  # the next operation may open a connection: first_timeout
         self._breaker.recovered()
         self._changed(State.RECOVERING, State.CLOSED, None)
 

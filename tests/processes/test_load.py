@@ -53,3 +53,21 @@ def test_no_request_fails_while_redis_is_frozen(
     wait_closed(*(w.client for w in workers))
     after = [wrk.finish(wrk.start(url(w, "/blob"), seconds=1)) for w in workers]
     assert [r.errors for r in after] == [0, 0]
+
+
+def test_a_burst_of_1000_connections_on_a_cold_key_makes_one_call(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    """Ten times redis-py's default pool: no error, and one call of the slow endpoint."""
+    server = redis_factory()
+    worker = Worker(server.port, primary_timeout=0.25)
+    try:
+        worker.wait_ready()
+        burst = wrk.finish(wrk.start(url(worker, "/slow/cold"), seconds=3, connections=1000))
+        assert burst.errors == 0, burst.output
+        assert burst.requests > 1000
+        health = worker.client.get("/health/cache").json()
+        assert health["computed"]["slow"] == 1
+        assert health["state"] == "closed"  # never taken for an outage
+    finally:
+        worker.stop()
