@@ -61,6 +61,8 @@ def main() -> None:
          cell(outage, r"back on Redis ([\d.]+) s") + " s"],
         ["load test errors with Redis frozen (2 workers, wrk)", "0",
          cell(load, r"^\| small, Redis frozen \(SIGSTOP\) \|[^|]+\|[^|]+\|[^|]+\| (\d+) \|")],
+        ["endpoint calls for 1,000 connections on a cold key (wrk)", "1",
+         cell(load, r"^\| /slow/cold \|(?:[^|]+\|){5} (\d+) \|")],
     ]  # fmt: skip
     print("## Targets\n")
     print(table(["measure", "target", "measured"], rows))
