@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from typing import Any
 
 from aiocache import Cache, cached, caches
@@ -18,8 +18,7 @@ from ..exceptions import SerializerError
 from ..http.encoding import accepts
 from ..http.etag import if_none_match_matches, not_modified_headers
 from ..http.policy import age, client_cache_control, request_policy
-from ..http.vary import normalize_header_value
-from ..keys import host_suffix, vary_suffix
+from ..keys import host_suffix
 from ..keys import key_builder as default_keys
 from ..streaming.encoder import GzipEncoder
 from ..streaming.format import Manifest, VaryIndex
@@ -32,7 +31,7 @@ from ..ttl import parse_ttl
 from ._key_scope import install, scoped_key, varied_headers
 from ._signature import EndpointSignature, take_request
 from ._single_flight import Flights
-from .vary_on_headers import REQUEST_PARAM
+from .vary_on_headers import REQUEST_PARAM, vary_part
 
 logger = logging.getLogger(__name__)
 _NO_CACHE = (b"cache-control", b"no-cache")
@@ -170,6 +169,8 @@ class stream_cached(cached):  # type: ignore[misc]
         # With a secret, a plain value is trusted only from a serializer that signs it.
         self._plain_values = self._integrity.secret is None or serializer_secret is not None
         self._store = SegmentStore(self.cache, self._integrity, namespace)
+        ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
+        self._entry_ttl = None if ttl is None else parse_ttl(ttl)  # once, not per request
         signature = EndpointSignature(f)
         self._request_param = signature.parameter_for(Request, REQUEST_PARAM)
 
@@ -260,12 +261,12 @@ class stream_cached(cached):  # type: ignore[misc]
         writer = StreamWriter(
             self._store,
             stored_key,
-            self._ttl(),
+            self._entry_ttl,
             self.segment_size,
             self.max_size,
             self.inline_size,
             token=token,
-            variant_key=lambda names: stored_key + _variant_suffix(request, names),
+            variant_key=lambda names: stored_key + vary_part(request, names),
             covered=(*varied_headers(self.cache), *(("accept-encoding",) if self.compress else ())),
         )
         encode = None
@@ -299,7 +300,7 @@ class stream_cached(cached):  # type: ignore[misc]
         """Store a plain value as ``cached`` does, but a value the serializer cannot
         encode (a ``datetime`` under JSON) is one log line per type, not a traceback per
         request."""
-        ttl = self._store.expiry(self._ttl())
+        ttl = self._store.expiry(self._entry_ttl)
         try:
             await self.cache.set(key, value, ttl=ttl, namespace=self._store.namespace)
         except Exception as exc:
@@ -326,7 +327,7 @@ class stream_cached(cached):  # type: ignore[misc]
         try:
             entry, token = await self._store.lookup(key)
             if isinstance(entry, VaryIndex):  # the endpoint said Vary: find this variant
-                manifest_key = key + _variant_suffix(request, entry.names)
+                manifest_key = key + vary_part(request, entry.names)
                 entry = await self._store.get_entry(manifest_key)
                 if not isinstance(entry, Manifest):
                     return None, token
@@ -385,7 +386,7 @@ class stream_cached(cached):  # type: ignore[misc]
     def _miss_headers(self, response: Response) -> RawHeaders:
         extra: RawHeaders = []
         if "cache-control" not in response.headers:
-            remaining = self._ttl()
+            remaining = self._entry_ttl
             sent = client_cache_control(None, remaining, client_max_age=self.client_max_age)
             extra.append((b"cache-control", (sent or "no-cache").encode()))
         if self.header_name:
@@ -401,10 +402,6 @@ class stream_cached(cached):  # type: ignore[misc]
 
         return forget
 
-    def _ttl(self) -> float | None:
-        ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
-        return None if ttl is None else parse_ttl(ttl)
-
 
 def _no_flight(*_: Any) -> None:
     """Requests that do not write lead no flight."""
@@ -415,12 +412,6 @@ _UNSIGNED_PLAIN = (
     "authenticate are served. Fix: give the cache CompressionSerializer(secret=...) as its "
     "serializer, or return a Response"
 )
-
-
-def _variant_suffix(request: Request, names: Sequence[str]) -> str:
-    """The key part for this request's values of the headers a response varies on."""
-    values = [(n, normalize_header_value(n, request.headers.getlist(n))) for n in names]
-    return vary_suffix(values)
 
 
 def _origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:

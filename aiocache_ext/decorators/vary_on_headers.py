@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from aiocache.base import BaseCache
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from .._log import log_once
@@ -62,8 +62,7 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
                     func.__qualname__,
                 )
                 return await func(*args, **kwargs)
-            values = [(n, normalize_header_value(n, request.headers.getlist(n))) for n in names]
-            with key_scope(cache, vary_suffix(values), tuple(n.lower() for n in names)):
+            with key_scope(cache, vary_part(request, names), tuple(n.lower() for n in names)):
                 result = await func(*args, **kwargs)
             _add_vary(result if isinstance(result, Response) else sub_response, names)
             return result
@@ -74,6 +73,13 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def vary_part(request: HTTPConnection, names: Sequence[str]) -> str:
+    """The key part for this request's normalised values of the headers ``names``: the
+    same for ``vary_on_headers`` and for the ``Vary`` an endpoint sends itself."""
+    values = [(n, normalize_header_value(n, request.headers.getlist(n))) for n in names]
+    return vary_suffix(values)
 
 
 def _add_vary(response: Response | None, names: tuple[str, ...]) -> None:

@@ -24,6 +24,12 @@ class CacheControl:
     s_maxage: int | None = None
     extensions: frozenset[str] = frozenset()
 
+    @property
+    def shared_lifetime(self) -> int | None:
+        """How long a shared cache may serve the response: ``s-maxage``, else ``max-age``
+        (RFC 9111 Section 4.2.1); ``None`` when the response sets neither."""
+        return self.s_maxage if self.s_maxage is not None else self.max_age
+
 
 def parse_cache_control(values: str | Iterable[str] | None) -> CacheControl:
     """Parse one header value or several (repeated header lines). Total: never raises.

@@ -104,8 +104,7 @@ def response_storable(
         return Decision(False, "response private")
     if directives.no_cache:  # must be revalidated with the origin on every use
         return Decision(False, "response no-cache")
-    lifetime = directives.s_maxage if directives.s_maxage is not None else directives.max_age
-    if lifetime == 0:
+    if directives.shared_lifetime == 0:
         return Decision(False, "response max-age=0")
     if set_cookie and not allow_set_cookie:
         return Decision(False, "set-cookie")

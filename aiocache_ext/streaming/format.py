@@ -185,6 +185,11 @@ def segment_key(base_key: str, write_id: str, index: int) -> str:
     return f"{base_key}:{write_id}:{index}"
 
 
+def header_values(raw_headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    """The values of header ``name`` (lower-case bytes) in a raw ASGI header list."""
+    return [v.decode("latin-1").strip() for k, v in raw_headers if k.lower() == name]
+
+
 def stored_headers(raw_headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, bytes], ...]:
     """The endpoint's headers worth replaying, bytes kept exactly as sent."""
     return tuple(

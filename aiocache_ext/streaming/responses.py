@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from .._log import log_once
 from ..http.etag import body_digest, strong_etag
 from ..http.policy import response_storable
-from .format import Manifest
+from .format import Manifest, header_values
 from .reader import MissingSegmentError, SegmentReader
 from .writer import StreamWriter
 
@@ -117,14 +117,11 @@ def storable_check(
     """``None`` when a response may be stored, else the reason it may not."""
 
     def check(status: int, headers: RawHeaders) -> str | None:
-        def values(name: bytes) -> list[str]:
-            return [v.decode("latin-1") for k, v in headers if k.lower() == name]
-
         decision = response_storable(
             status,
-            values(b"cache-control"),
-            values(b"vary"),
-            set_cookie=bool(values(b"set-cookie")),
+            header_values(headers, b"cache-control"),
+            header_values(headers, b"vary"),
+            set_cookie=bool(header_values(headers, b"set-cookie")),
             statuses=statuses,
             allow_private=allow_private,
             allow_set_cookie=allow_set_cookie,

@@ -38,11 +38,13 @@ class SegmentStore:
         self.cache = cache
         self.integrity = integrity
         self.namespace = namespace  # None: the cache's own
-        # An in-process dict cannot hang: no timeout to arm on every call.
-        self._timeout = None if isinstance(cache, SimpleMemoryBackend) else cache.timeout
+        # An in-process dict cannot hang (no timeout to arm on every call), and its reads
+        # cost nothing to share.
+        self._local = isinstance(cache, SimpleMemoryBackend)
+        self._timeout = None if self._local else cache.timeout
         self._guard = Guard(cache)
         self._memcached = needs_shield(cache)
-        self._local = isinstance(cache, SimpleMemoryBackend)  # reads cost nothing to share
+        self._token_key = self.key(TOKEN_KEY)  # built once: every hit reads it
         self._lookups: dict[str, asyncio.Future[tuple[Any, str | None]]] = {}
 
     async def get_entry(self, key: str) -> Any:
@@ -85,7 +87,7 @@ class SegmentStore:
             del self._lookups[key]
 
     async def _lookup(self, key: str) -> tuple[Any, str | None]:
-        built, token_key = self.key(key), self.key(TOKEN_KEY)
+        built, token_key = self.key(key), self._token_key
         if self.cache.plugins:
             keys = [key, TOKEN_KEY]
             raws = await self.cache.multi_get(keys, loads_fn=_identity, namespace=self.namespace)
@@ -98,7 +100,7 @@ class SegmentStore:
     async def ensure_token(self) -> str:
         """The namespace token, created when there is none yet (a new namespace, or its
         token was evicted: entries that recorded the old one are then misses)."""
-        token_key = self.key(TOKEN_KEY)
+        token_key = self._token_key
         found = _text(await self._timed(self.cache._get(token_key, encoding=None)))
         if found is not None:
             return found

@@ -18,7 +18,15 @@ from .._log import log_once
 from ..http.cache_control import parse_cache_control
 from ..http.etag import strong_etag
 from ..http.vary import parse_vary
-from .format import Manifest, Segmenter, VaryIndex, new_write_id, segment_key, stored_headers
+from .format import (
+    Manifest,
+    Segmenter,
+    VaryIndex,
+    header_values,
+    new_write_id,
+    segment_key,
+    stored_headers,
+)
 from .store import SEGMENT_GRACE, SegmentStore, segment_ttl
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
@@ -77,7 +85,7 @@ class StreamWriter:
         """Write the last segment, then the manifest; ``None`` when nothing was stored."""
         if self.abandoned:
             return None
-        declared = _values(raw_headers, b"content-length")
+        declared = header_values(raw_headers, b"content-length")
         if declared and declared != [str(self.size)]:
             await self.abort(f"body length differs from Content-Length: {self.size} vs {declared}")
             return None
@@ -93,7 +101,7 @@ class StreamWriter:
         # Readable for ``ttl`` from now, however long the stream took; the endpoint's own
         # freshness caps it, never extends it.
         manifest_ttl = self.ttl
-        lifetime = _freshness(raw_headers)
+        lifetime = parse_cache_control(header_values(raw_headers, b"cache-control")).shared_lifetime
         if lifetime is not None:
             manifest_ttl = lifetime if manifest_ttl is None else min(manifest_ttl, lifetime)
         if manifest_ttl is not None and manifest_ttl <= 0:
@@ -121,7 +129,9 @@ class StreamWriter:
             checks=tuple(self._checks),
             token=self.token,
         )
-        varied = [n for n in parse_vary(_values(raw_headers, b"vary")) if n not in self.covered]
+        varied = [
+            n for n in parse_vary(header_values(raw_headers, b"vary")) if n not in self.covered
+        ]
         manifest_key = self.key
         if varied and self.variant_key is not None:
             manifest_key = self.variant_key(varied)
@@ -179,13 +189,3 @@ class StreamWriter:
             await self.store.put_segment(key, segment, segment_ttl(self.ttl))
         except Exception as exc:
             await self.abort(f"segment write failed: {exc!r}")
-
-
-def _values(raw_headers: RawHeaders, name: bytes) -> list[str]:
-    return [v.decode("latin-1").strip() for k, v in raw_headers if k.lower() == name]
-
-
-def _freshness(raw_headers: RawHeaders) -> int | None:
-    """The endpoint's ``s-maxage``, else its ``max-age`` (RFC 9111 Section 4.2.1)."""
-    directives = parse_cache_control(_values(raw_headers, b"cache-control"))
-    return directives.s_maxage if directives.s_maxage is not None else directives.max_age
