@@ -9,9 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from aiocache import Cache
 from aiocache.base import BaseCache
+from aiocache.plugins import BasePlugin
 from aiocache.serializers import JsonSerializer
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -309,3 +311,37 @@ async def test_the_aiocache_way_finds_a_plain_calls_entry(cache: BaseCache) -> N
     assert await decorated(2024) == 4048
     key = decorator.get_cache_key(decorated, (2024,), {})
     assert await decorator.get_from_cache(key) == 4048
+
+
+class SlowWrites(BasePlugin):  # type: ignore[misc]
+    """An aiocache plugin that makes every write take a while, as a busy backend does."""
+
+    async def pre_set(self, *args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.3)  # setup: nothing is asserted on time
+
+
+async def test_the_client_gets_its_last_byte_only_once_the_entry_is_stored(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """With slow writes, a request sent right after a miss's last byte still hits."""
+    cache = make_cache(backend, request, namespace="slow", plugins=[SlowWrites()])
+    try:
+
+        @stream_cached(cache=cache, ttl=60, key_builder=key_builder)
+        async def report(request: Request, year: int) -> Response:
+            return StreamingResponse(iter([f"{year},{month}\n".encode() for month in range(12)]))
+
+        app = FastAPI()
+        app.add_api_route("/report", report, methods=["GET", "HEAD"])
+        async with served(app) as client:
+            miss = await client.get("/report", params={"year": 2024})
+            # Another connection, as another client or a load balancer would use, and a
+            # HEAD: it does not wait on this process's flight, as a request to another
+            # worker would not.
+            async with httpx.AsyncClient(base_url=client.base_url) as other:
+                head = await other.head("/report", params={"year": 2024})
+                hit = await other.get("/report", params={"year": 2024})
+        assert (miss.headers["x-cache"], head.headers["x-cache"]) == ("MISS", "HIT")
+        assert hit.content == miss.content
+    finally:
+        await cache.close()
