@@ -49,3 +49,12 @@ async def served(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+def leaf_errors(error: BaseException) -> list[BaseException]:
+    """The errors inside ``error``: itself, or those of an exception group, flattened
+    (older Starlette raises a streaming endpoint's error inside a group)."""
+    inner = getattr(error, "exceptions", None)
+    if inner is None:
+        return [error]
+    return [leaf for e in inner for leaf in leaf_errors(e)]

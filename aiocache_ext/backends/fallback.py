@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -33,13 +34,10 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 #: Errors of those families that are answers, not outages: a full redis-py pool is a
 #: burst on a healthy server (``Guard`` queues calls so it should not happen at all).
 NOT_OUTAGES: tuple[type[BaseException], ...] = ()
-#: Outages that retrying at once cannot help (and would make a caller wait twice).
-TIMEOUTS: tuple[type[BaseException], ...] = (asyncio.TimeoutError,)
 try:
     import redis.exceptions as _redis_errors
 
     OUTAGE_ERRORS += (_redis_errors.ConnectionError, _redis_errors.TimeoutError)
-    TIMEOUTS += (_redis_errors.TimeoutError,)
     if hasattr(_redis_errors, "MaxConnectionsError"):  # redis-py 6+
         NOT_OUTAGES += (_redis_errors.MaxConnectionsError,)
 except ImportError:  # pragma: no cover - the redis extra is not installed
@@ -76,14 +74,17 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     It owns the serializer, plugins, namespace and key building, like any aiocache
     cache, and routes each backend operation. ``primary`` and ``fallback`` are caches, or
     aiocache config dicts (``{"cache": "aiocache.RedisCache", "endpoint": ..., ...}``).
-    Each primary operation gets ``primary_timeout`` seconds; a failure answers from the
-    fallback and opens the circuit, and a background probe (``PING``; memcached
-    ``version``) with backoff between ``probe_min`` and ``probe_max`` seconds closes it
-    again. Before the primary serves again, every key written or deleted during the
-    outage is deleted there and the fallback is emptied, so nothing stale is served;
-    and the fallback keeps serving for ``recovery_hold`` seconds (default ``probe_max``
-    + 0.5) after the primary is back, long enough for the other workers, which probe at
-    least that often, to replay their own outage invalidations before anyone reads again.
+    Each primary operation gets ``primary_timeout`` seconds, and one more try if it fails
+    (a stale pooled connection, or a burst holding this process's event loop past the
+    timeout: neither is the primary's fault). A second failure answers from the fallback
+    and opens the circuit (unless the primary answered other calls meanwhile); a
+    background probe (``PING``; memcached ``version``) with backoff between ``probe_min``
+    and ``probe_max`` seconds closes it again. Before the primary serves again, every
+    key written or deleted during the outage is deleted there and the fallback is
+    emptied, so nothing stale is served; and the fallback keeps serving for
+    ``recovery_hold`` seconds (default ``probe_max`` + 0.5) after the primary is back,
+    long enough for the other workers, which probe at least that often, to replay their
+    own outage invalidations before anyone reads again.
     ``on_state_change(old, new, error)`` is called once per change; ``state`` tells.
     """
 
@@ -114,7 +115,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         # The first operation also opens a connection (and, for redis-py, a handshake):
         # it gets longer, so a busy start is not mistaken for an outage.
         self.first_timeout = max(float(first_timeout), self.primary_timeout)
-        self._answered = False
+        self._answered_at = 0.0  # time.monotonic() of the primary's last answer (0: none)
         self.on_state_change = on_state_change
         self._breaker = Breaker(float(probe_min), float(probe_max))
         # Another worker notices the primary within probe_max plus one probe timeout.
@@ -215,21 +216,25 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             if self._memcached and kwargs.get("ttl") is not None:  # whole seconds there
                 primary_kwargs = {**kwargs, "ttl": memcached_expiry(kwargs["ttl"])}
             for attempt in (1, 2):
-                timeout = self.primary_timeout if self._answered else self.first_timeout
+                timeout = self.primary_timeout if self._answered_at else self.first_timeout
+                started = time.monotonic()
                 try:
                     call = getattr(self.primary, name)(*args, **primary_kwargs)
                     result = await self._timed(call, timeout)
                 except Exception as exc:
                     if not is_outage(exc):
                         raise
-                    if attempt == 1 and not isinstance(exc, TIMEOUTS):
+                    if attempt == 1:
                         # A pooled connection the server closed (idle timeout, restart)
-                        # fails once; the client drops it: try once more, on a new one.
+                        # fails once, and the client drops it; a timeout may be this
+                        # process's (a burst holding the event loop while the reply waits
+                        # unread): either way, try once more.
                         continue
-                    self._trip(exc)
+                    if self._answered_at <= started:  # nothing else answered meanwhile
+                        self._trip(exc)
                     break
                 else:
-                    self._answered = True
+                    self._answered_at = time.monotonic()
                     return result
         if touched is not None:
             self._journal.touched(touched)

@@ -330,3 +330,40 @@ async def test_a_server_that_closes_idle_connections_is_not_an_outage(
     finally:
         await cache.close()
         server.kill()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param("redis", marks=pytest.mark.redis),
+     pytest.param("memcached", marks=pytest.mark.memcached)],
+)  # fmt: skip
+async def test_a_reply_left_unread_by_a_held_event_loop_is_not_an_outage(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """A burst can hold the event loop past ``primary_timeout`` while the primary's reply
+    waits in the socket: the timeout is the process's, not the primary's. The call is
+    retried, answered by the primary, and no outage is reported."""
+    server: Server = request.getfixturevalue(f"{kind}_factory")()
+    changes: list[tuple[State, State]] = []
+    cache = FallbackCache(
+        primary=primary_for(server, kind), namespace="held", primary_timeout=0.2,
+        on_state_change=lambda old, new, error: changes.append((old, new)),
+    )  # fmt: skip
+    try:
+        assert await cache.set("k", "v")  # connected
+        server.pause()  # the next reply is held back until the loop is busy
+        pending = asyncio.ensure_future(cache.get("k"))
+        await asyncio.sleep(0.05)  # the GET is on the wire, its timeout armed
+        hold_event_loop(0.1)  # as a burst of connections would ...
+        server.resume()  # ... while the primary answers ...
+        hold_event_loop(0.5)  # ... and past the timeout: the reply waits unread
+        assert await pending == "v"
+        assert changes == []
+        assert cache.state is State.CLOSED
+    finally:
+        await cache.close()
+
+
+def hold_event_loop(seconds: float) -> None:
+    """Keep the running event loop from running anything else for ``seconds``."""
+    time.sleep(seconds)

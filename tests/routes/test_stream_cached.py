@@ -25,7 +25,7 @@ from aiocache_ext.streaming.format import Manifest, segment_key
 from aiocache_ext.streaming.store import SegmentStore
 
 from ..conftest import make_cache
-from ..helpers import client_for
+from ..helpers import client_for, leaf_errors
 
 KiB, MiB = 1024, 1024 * 1024
 KEY = "entry"
@@ -145,8 +145,9 @@ async def test_generator_failure_stores_nothing(
     endpoint = Endpoint([b"x" * 100] * 10)
     endpoint.fail_after = 6
     async with client_for(app_for(cache, endpoint, segment_size=64)) as client:
-        with pytest.raises(RuntimeError, match="generator failed"):
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - a group on Starlette < 0.41
             await client.get("/")
+        assert [str(e) for e in leaf_errors(raised.value)] == ["generator failed"]
         assert await leftovers(cache, fixed_write_ids) == []
         endpoint.fail_after = None
         response = await client.get("/")
