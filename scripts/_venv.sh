@@ -19,7 +19,8 @@ as_root_apt_install() {
 }
 
 ensure_venv() {
-  # $1: the extras to install, e.g. "redis,memcached,test"
+  # $1: the extras to install, e.g. "redis,memcached,test"; $2 (optional): a pip
+  # constraints file, e.g. the oldest supported releases
   if [ ! -x "$venv_dir/bin/python" ]; then
     if ! "$python_bin" -m venv "$venv_dir" >/dev/null 2>&1; then
       rm -rf "$venv_dir"
@@ -29,11 +30,13 @@ ensure_venv() {
   fi
   local stamp="$venv_dir/.aiocache-ext-installed"
   local wanted
-  wanted="$1 $(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+  local constraints=()
+  [ -n "${2:-}" ] && constraints=(-c "$2")
+  wanted="$1 $(cat setup.cfg pyproject.toml ${2:-} | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ] || ! grep -qxF "$wanted" "$stamp"; then
     echo "installing aiocache-ext[$1] into $venv_dir ..." >&2
     "$venv_dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    "$venv_dir/bin/python" -m pip install -q --disable-pip-version-check -e ".[$1]"
+    "$venv_dir/bin/python" -m pip install -q --disable-pip-version-check -e ".[$1]" "${constraints[@]}"
     echo "$wanted" >"$stamp"
   fi
   export PATH="$PWD/$venv_dir/bin:$PATH"
