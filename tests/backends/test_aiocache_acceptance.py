@@ -1,0 +1,124 @@
+"""aiocache's own acceptance tests, run against ``FallbackCache``.
+
+The tests come from the sdist of the installed aiocache (downloaded with pip, never
+copied into this repository): its ``tests/acceptance`` with its fixtures replaced by
+``aiocache_acceptance_fixtures.py``, so that every ``redis_cache``, ``memcached_cache`` and
+``cache`` is a ``FallbackCache`` over a real server, running or with nothing listening.
+They run in a pytest of their own (aiocache's layout and markers), and every outcome is
+compared with the list below: a test that starts failing, or stops, fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from ..servers import MemcachedServer, RedisServer, free_port
+
+#: What differs from a plain RedisCache / MemcachedCache, on purpose or by nature.
+FLOAT_TTL = "expects memcached to refuse a float ttl: FallbackCache rounds it up to whole seconds"
+DIFFERENCES = {
+    "TestMemcachedCache::test_set_float_ttl_fails": FLOAT_TTL,
+    "TestMemcachedCache::test_multi_set_float_ttl": FLOAT_TTL,
+    "TestMemcachedRedLock::test_float_lease": FLOAT_TTL,
+    "TestMemcachedCache::test_clear_with_namespace_memcached": (
+        "expects clear(namespace) to raise on memcached: FallbackCache drops the namespace"
+    ),
+    "TestMemcachedCache::test_close": "reads a private attribute (client._pool._pool)",
+}
+#: With the primary down, the memory fallback answers.
+WHILE_DOWN = {
+    "TestRedisCache::test_raw": "raw() sends a Redis command: the memory fallback has others",
+    "TestMemcachedCache::test_raw": "raw() sends a memcached command: likewise",
+    "TestMemcachedCache::test_set_too_long_key": (
+        "expects memcached to refuse a 2000-byte key: the memory fallback takes it"
+    ),
+}
+INI = """[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+markers =
+    redis: aiocache's Redis tests
+    memcached: aiocache's memcached tests
+"""
+
+
+@pytest.fixture(scope="module")
+def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory laid out as aiocache's repository: ``tests/acceptance`` and
+    ``tests/utils.py`` from its sdist (test ids and cache keys name ``tests.``)."""
+    work = tmp_path_factory.mktemp("aiocache-acceptance")
+    release = version("aiocache")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+         "--disable-pip-version-check", "-d", str(work), f"aiocache=={release}"],
+        check=True, timeout=120,
+    )  # fmt: skip
+    with tarfile.open(work / f"aiocache-{release}.tar.gz") as sdist:
+        members = [m for m in sdist.getmembers() if m.name.split("/")[1:2] == ["tests"]]
+        sdist.extractall(work, members)
+    root = work / "root"
+    shutil.copytree(work / f"aiocache-{release}" / "tests", root / "tests")
+    suite = root / "tests" / "acceptance"
+    shutil.copy(Path(__file__).with_name("aiocache_acceptance_fixtures.py"), suite / "conftest.py")
+    # Serializers are not what FallbackCache changes, and need marshmallow.
+    (suite / "test_serializers.py").unlink()
+    (root / "pytest.ini").write_text(INI)
+    return root
+
+
+def start(root: Path, kind: str, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start aiocache's tests marked ``kind`` against the primary on ``port``."""
+    report = root / f"{kind}-{port}.xml"
+    env = {**os.environ, "AIOCACHE_ACCEPTANCE_PRIMARY": kind,
+           "AIOCACHE_ACCEPTANCE_PORT": str(port)}  # fmt: skip
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", kind,
+               f"--junitxml={report}", "tests/acceptance"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL)
+    return process, report
+
+
+def failures(report: Path) -> tuple[int, set[str]]:
+    """How many tests ran, and the failed ones as ``Class::name``."""
+    cases = list(ElementTree.parse(report).iter("testcase"))
+    failed = {
+        f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        for case in cases
+        if case.find("failure") is not None or case.find("error") is not None
+    }
+    return len(cases), failed
+
+
+def expected(kind: str, primary_up: bool) -> set[str]:
+    known = {**DIFFERENCES, **({} if primary_up else WHILE_DOWN)}
+    return {name for name in known if kind in name.lower()}
+
+
+@pytest.mark.redis
+@pytest.mark.memcached
+def test_aiocache_acceptance_suite_on_fallback_cache(
+    acceptance: Path,
+    redis_factory: Callable[[], RedisServer],
+    memcached_factory: Callable[[], MemcachedServer],
+) -> None:
+    """Over Redis and over memcached, each up and down: four runs at once (they mostly
+    wait on ttls and leases), each on a server of its own (the suite flushes it)."""
+    ports = {("redis", True): redis_factory().port, ("memcached", True): memcached_factory().port,
+             ("redis", False): free_port(), ("memcached", False): free_port()}  # fmt: skip
+    runs = {case: start(acceptance, case[0], port) for case, port in ports.items()}
+    for process, _ in runs.values():
+        process.wait(timeout=300)
+    results = {case: failures(report) for case, (_, report) in runs.items()}
+    assert all(ran > 50 for ran, _ in results.values()), results  # the suites ran
+    assert {case: failed for case, (_, failed) in results.items()} == {
+        case: expected(*case) for case in ports
+    }
