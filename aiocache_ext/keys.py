@@ -292,5 +292,27 @@ def host_suffix(origin: str) -> str:
     return shorten(f"|host:{escape(origin)}", HOST_SUFFIX_MAX)
 
 
+def origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
+    """``host_suffix`` for the origin ``request.url`` and ``url_for`` use: scheme, then
+    the ``Host`` header (else the ``server`` address), then the root path. Remembered for
+    the few origins a service has; a long (forged) ``Host`` is not kept in memory."""
+    if host is not None and len(host) > 255:
+        return _origin_suffix(scheme, host, server, root_path)
+    return _remembered_origin_suffix(scheme, host, server, root_path)
+
+
+def _origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
+    if host is not None:
+        name = host.decode("latin-1")
+    elif not server:
+        name = ""
+    else:
+        name = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    return host_suffix(f"{scheme}://{name}{root_path}")
+
+
+_remembered_origin_suffix = functools.lru_cache(maxsize=1024)(_origin_suffix)
+
+
 #: The ready key builder: ``cached(key_builder=key_builder)``.
 key_builder = KeyBuilder()

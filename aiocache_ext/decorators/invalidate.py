@@ -7,12 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
-from aiocache import caches
 from aiocache.base import BaseCache
 
 from .._log import log_once
 from ..backends.fallback import FallbackCache
 from ..backends.namespaces import invalidate_namespace
+from ._resolve import resolve_cache
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -38,15 +38,7 @@ class invalidate:  # lower case, like aiocache's ``cached``
 
     @property
     def cache(self) -> BaseCache:
-        target = self._cache
-        if target is None:
-            return caches.get("default")
-        if isinstance(target, str):
-            return caches.get(target)
-        found = getattr(target, "cache", target)
-        if not isinstance(found, BaseCache):
-            raise TypeError(f"invalidate needs a cache, a cached function or an alias: {target!r}")
-        return found
+        return resolve_cache(self._cache)
 
     async def run(self) -> int:
         """Invalidate the namespace now; returns how many keys went (-1: the backend

@@ -4,13 +4,44 @@ client is told (RFC 9111 Sections 3, 4.2.3, 5.1, 5.2)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from .cache_control import CacheControl, parse_cache_control
 from .vary import parse_vary
 
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 DEFAULT_CACHEABLE_STATUSES = frozenset({200})
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedCacheRules:
+    """A route's shared-cache rules, fixed at decoration and passed whole.
+
+    ``statuses`` may be stored; ``allow_private``, ``allow_set_cookie`` and
+    ``allow_authorized`` opt in to storing what a shared cache must not by default;
+    ``honor_no_store=False`` stores although the request says ``no-store``;
+    ``honor_request_cache_control`` lets a request's ``Cache-Control``/``Pragma`` bypass
+    the cache (``True``, ``False``, or a callable given the request).
+    """
+
+    statuses: frozenset[int] = DEFAULT_CACHEABLE_STATUSES
+    allow_private: bool = False
+    allow_set_cookie: bool = False
+    allow_authorized: bool = False
+    honor_no_store: bool = True
+    honor_request_cache_control: bool | Callable[[Any], bool] = False
+
+    def __post_init__(self) -> None:
+        honor = self.honor_request_cache_control
+        if not isinstance(honor, bool) and not callable(honor):
+            raise TypeError(
+                "honor_request_cache_control must be True, False or a callable taking the "
+                f"Request and returning a bool, not {honor!r}"
+            )
+
+
+DEFAULT_RULES = SharedCacheRules()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,14 +73,14 @@ def request_policy(
     *,
     authorization: bool = False,
     vary: Collection[str] = (),
-    allow_authorized: bool = False,
-    honor_no_store: bool = True,
+    rules: SharedCacheRules = DEFAULT_RULES,
 ) -> RequestPolicy:
     """Read/write decisions for a request, from its method and caching headers.
 
     - only ``GET``/``HEAD`` use the cache;
-    - ``Authorization`` bypasses it unless the route opts in or varies on it
-      (RFC 9111 Section 3.5: a shared cache must not reuse such a response freely);
+    - ``Authorization`` bypasses it unless the route opts in (``allow_authorized``) or
+      varies on it (RFC 9111 Section 3.5: a shared cache must not reuse such a response
+      freely);
     - ``no-store`` bypasses reading and writing (``honor_no_store=False`` keeps writes);
       ``no-cache`` and ``max-age=0`` bypass reading only (RFC 9111 Section 5.2.1);
       ``Pragma: no-cache`` counts as ``no-cache`` when there is no ``Cache-Control``.
@@ -59,7 +90,7 @@ def request_policy(
     if method.upper() not in CACHEABLE_METHODS:
         no = Decision(False, f"method={method.upper()}")
         return RequestPolicy(no, no)
-    if authorization and not allow_authorized and "authorization" not in _lower(vary):
+    if authorization and not rules.allow_authorized and "authorization" not in _lower(vary):
         no = Decision(False, "authorization")
         return RequestPolicy(no, no)
     directives = parse_cache_control(cache_control) if cache_control else None
@@ -70,7 +101,7 @@ def request_policy(
     write = YES
     if directives.no_store:
         read = Decision(False, "request no-store")
-        if honor_no_store:
+        if rules.honor_no_store:
             write = read
     elif directives.no_cache:
         read = Decision(False, "request no-cache")
@@ -90,23 +121,21 @@ def response_storable(
     vary: Sequence[str] = (),
     *,
     set_cookie: bool = False,
-    statuses: Collection[int] = DEFAULT_CACHEABLE_STATUSES,
-    allow_private: bool = False,
-    allow_set_cookie: bool = False,
+    rules: SharedCacheRules = DEFAULT_RULES,
 ) -> Decision:
     """Whether a response may be stored in a cache shared by every user of the route."""
-    if status not in statuses:
+    if status not in rules.statuses:
         return Decision(False, f"status={status}")
     directives = parse_cache_control(cache_control)
     if directives.no_store:
         return Decision(False, "response no-store")
-    if directives.private and not allow_private:
+    if directives.private and not rules.allow_private:
         return Decision(False, "response private")
     if directives.no_cache:  # must be revalidated with the origin on every use
         return Decision(False, "response no-cache")
     if directives.shared_lifetime == 0:
         return Decision(False, "response max-age=0")
-    if set_cookie and not allow_set_cookie:
+    if set_cookie and not rules.allow_set_cookie:
         return Decision(False, "set-cookie")
     if "*" in parse_vary(vary):
         return Decision(False, "vary *")

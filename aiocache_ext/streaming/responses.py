@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .._log import log_once
 from ..http.etag import body_digest, strong_etag
-from ..http.policy import response_storable
+from ..http.policy import SharedCacheRules, response_storable
 from .format import Manifest, header_values
 from .reader import MissingSegmentError, SegmentReader
 from .writer import StreamWriter
@@ -111,9 +111,7 @@ def _add_etag(sent: RawHeaders, endpoint_headers: RawHeaders, body: bytes) -> No
         sent.append((b"etag", strong_etag(body_digest([body])).encode()))
 
 
-def storable_check(
-    statuses: frozenset[int], allow_private: bool, allow_set_cookie: bool
-) -> Callable[[int, RawHeaders], str | None]:
+def storable_check(rules: SharedCacheRules) -> Callable[[int, RawHeaders], str | None]:
     """``None`` when a response may be stored, else the reason it may not."""
 
     def check(status: int, headers: RawHeaders) -> str | None:
@@ -122,9 +120,7 @@ def storable_check(
             header_values(headers, b"cache-control"),
             header_values(headers, b"vary"),
             set_cookie=bool(header_values(headers, b"set-cookie")),
-            statuses=statuses,
-            allow_private=allow_private,
-            allow_set_cookie=allow_set_cookie,
+            rules=rules,
         )
         return None if decision else decision.reason
 

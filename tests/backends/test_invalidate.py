@@ -141,7 +141,7 @@ async def test_invalidate_through_a_fallback_cache(redis_server: RedisServer) ->
 def test_invalidate_needs_a_namespace_and_a_cache() -> None:
     with pytest.raises(ValueError, match="needs a namespace"):
         invalidate(namespace="")
-    with pytest.raises(TypeError, match="needs a cache"):
+    with pytest.raises(TypeError, match="not a cache"):
         invalidate(namespace="x", cache=object()).cache  # noqa: B018
 
 

@@ -17,11 +17,15 @@ from aiocache_ext.http.etag import (
     strong_etag,
 )
 from aiocache_ext.http.policy import (
+    SharedCacheRules as Rules,
+)
+from aiocache_ext.http.policy import (
     age,
     client_cache_control,
     request_policy,
     response_storable,
 )
+from aiocache_ext.http.request_headers import RequestHeaders, read_request_headers
 from aiocache_ext.http.vary import merge_vary, normalize_header_value, parse_vary
 
 BIG = "x" * 16_384
@@ -100,9 +104,9 @@ def test_request_policy(
 
 
 def test_request_policy_options() -> None:
-    assert request_policy("GET", authorization=True, allow_authorized=True).read
+    assert request_policy("GET", authorization=True, rules=Rules(allow_authorized=True)).read
     assert request_policy("GET", authorization=True, vary=["Authorization"]).write
-    kept = request_policy("GET", ["no-store"], honor_no_store=False)
+    kept = request_policy("GET", ["no-store"], rules=Rules(honor_no_store=False))
     assert not kept.read
     assert kept.write
 
@@ -135,9 +139,9 @@ def test_response_storable(
 
 
 def test_response_storable_options() -> None:
-    assert response_storable(404, statuses={200, 404})
-    assert response_storable(200, ["private"], allow_private=True)
-    assert response_storable(200, set_cookie=True, allow_set_cookie=True)
+    assert response_storable(404, rules=Rules(statuses=frozenset({200, 404})))
+    assert response_storable(200, ["private"], rules=Rules(allow_private=True))
+    assert response_storable(200, set_cookie=True, rules=Rules(allow_set_cookie=True))
 
 
 @pytest.mark.parametrize(
@@ -301,3 +305,31 @@ def test_accepts_gzip(values: list[str], ok: bool) -> None:
 )  # fmt: skip
 def test_compressible(media_type: str, ok: bool) -> None:
     assert compressible(media_type) is ok
+
+
+def test_rules_refuse_a_bad_honor_option_at_decoration() -> None:
+    with pytest.raises(TypeError, match="True, False or a callable"):
+        Rules(honor_request_cache_control="yes")  # type: ignore[arg-type]
+
+
+def test_request_headers_read_in_one_pass() -> None:
+    raw = [
+        (b"Host", b"shop.example"),
+        (b"cache-control", b"no-cache"),
+        (b"CACHE-CONTROL", b"max-age=0"),
+        (b"pragma", b"no-cache"),
+        (b"authorization", b"Bearer x"),
+        (b"if-none-match", b'"a"'),
+        (b"If-None-Match", b'W/"b"'),
+        (b"accept-encoding", b"gzip"),
+        (b"x-other", b"ignored"),
+    ]
+    assert read_request_headers(raw) == RequestHeaders(
+        host=b"shop.example",
+        cache_control=["no-cache", "max-age=0"],
+        pragma=["no-cache"],
+        authorization=True,
+        if_none_match='"a", W/"b"',
+        accept_encoding=["gzip"],
+    )
+    assert read_request_headers([]) == RequestHeaders(None, [], [], False, None, [])
