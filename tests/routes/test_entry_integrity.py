@@ -96,6 +96,21 @@ async def test_a_replaced_later_segment_aborts_the_transfer(cache: BaseCache) ->
     assert route.calls == 2
 
 
+async def test_a_broken_entry_is_dropped_in_the_decorators_namespace(cache: BaseCache) -> None:
+    """A ready cache with a namespace of its own, and another one named by the decorator:
+    the broken manifest goes from where the decorator stored it."""
+    route = Route_(cache, namespace="routes")
+    async with served(route.app) as client:
+        await client.get("/")
+        store = SegmentStore(cache, namespace="routes")
+        manifest, _ = await segments(store)
+        await put_segment(store, manifest, 0, b"Z" * SEGMENT)
+        route.response = lambda: PlainTextResponse("busy", headers={"cache-control": "no-store"})
+        miss = await client.get("/")
+        assert miss.text == "busy"
+        assert await store.get_entry(KEY) is None
+
+
 async def test_entries_written_without_the_secret_are_never_served(cache: BaseCache) -> None:
     route = Route_(cache, secret="s3cret")
     async with served(route.app) as client:
