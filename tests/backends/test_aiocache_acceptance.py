@@ -65,7 +65,10 @@ def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     with tarfile.open(work / f"aiocache-{release}.tar.gz") as sdist:
         members = [m for m in sdist.getmembers() if m.name.split("/")[1:2] == ["tests"]]
-        sdist.extractall(work, members)
+        if hasattr(tarfile, "data_filter"):  # Python 3.12+, and 3.9.17+ / 3.10.12+ / 3.11.4+
+            sdist.extractall(work, members, filter="data")
+        else:  # pragma: no cover - older patch releases
+            sdist.extractall(work, members)
     root = work / "root"
     shutil.copytree(work / f"aiocache-{release}" / "tests", root / "tests")
     suite = root / "tests" / "acceptance"
