@@ -16,7 +16,10 @@ import asyncio
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .backends.adapter import Backend
 
 T = TypeVar("T")
 _timeout_block = getattr(asyncio, "timeout", None)  # Python 3.11+
@@ -32,19 +35,8 @@ async def bounded(call: Awaitable[T], timeout: float | None) -> T:
     return await asyncio.wait_for(call, timeout)
 
 
-def needs_shield(cache: Any) -> bool:
-    return getattr(cache, "NAME", "") == "memcached"
-
-
 #: One semaphore per connection pool, however many guards use it.
 _POOL_SLOTS: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def pool_of(cache: Any) -> Any:
-    """The redis-py connection pool behind a cache, if it has a finite one."""
-    pool = getattr(getattr(cache, "client", None), "connection_pool", None)
-    limit = getattr(pool, "max_connections", None)
-    return pool if isinstance(limit, int) and 0 < limit < 2**30 else None
 
 
 def _slots(pool: Any) -> asyncio.Semaphore:
@@ -83,18 +75,20 @@ class Guard:
     """How one backend's calls are awaited: bounded by a timeout, and on memcached never
     cancelled halfway (tracked in ``inflight`` until they end)."""
 
-    def __init__(self, cache: Any) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.inflight: set[Any] = set()
         # Chosen once: this sits on every cache hit.
         self._call: Callable[[Awaitable[Any], float | None], Awaitable[Any]] = (
-            self._shielded if needs_shield(cache) else bounded
+            self._shielded if backend.never_cancel else bounded
         )
-        self._pool = pool_of(cache)
-        self.run = self._call if self._pool is None else self._within_pool
+        self._pool = backend.pool
 
-    async def _within_pool(self, call: Awaitable[T], timeout: float | None) -> T:
-        """``call`` once the pool has a free connection for it (bounded by the calls
-        ahead of it, each bounded by its own timeout)."""
+    async def run(self, call: Awaitable[T], timeout: float | None) -> T:
+        """``call``, bounded by ``timeout``; with a finite pool, once the pool has a free
+        connection for it (bounded by the calls ahead of it, each by its own timeout)."""
+        if self._pool is None:
+            result: T = await self._call(call, timeout)
+            return result
         slots = _slots(self._pool)
         try:
             await slots.acquire()
@@ -103,8 +97,8 @@ class Guard:
                 call.close()  # never started: no "never awaited" warning
             raise
         try:
-            result: T = await self._call(call, timeout)
-            return result
+            pooled: T = await self._call(call, timeout)
+            return pooled
         finally:
             slots.release()
 

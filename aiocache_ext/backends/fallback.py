@@ -14,11 +14,12 @@ from aiocache.serializers import JsonSerializer
 
 from .._config import build
 from .._log import log_once
-from .._tasks import Guard, needs_shield
-from ..ttl import memcached_expiry, parse_ttl
+from .._tasks import Guard
+from ..ttl import parse_ttl
+from .adapter import backend_of
 from .breaker import Breaker, State
 from .journal import EVERYTHING, Journal
-from .namespaces import drop_keys, invalidate_namespace
+from .namespaces import invalidate_namespace
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,8 +124,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         self.recovery_hold = hold
         self._journal = Journal(int(journal_size), self.namespace)
         self._probe: asyncio.Task[None] | None = None
-        self._guard = Guard(self.primary)
-        self._memcached = needs_shield(self.primary)
+        self._backend = backend_of(self.primary)
+        self._guard = Guard(self._backend)
 
     @property
     def state(self) -> State:
@@ -213,8 +214,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     ) -> Any:
         if self._breaker.closed:
             primary_kwargs = kwargs
-            if self._memcached and kwargs.get("ttl") is not None:  # whole seconds there
-                primary_kwargs = {**kwargs, "ttl": memcached_expiry(kwargs["ttl"])}
+            if kwargs.get("ttl") is not None:  # as the primary takes it (memcached: whole s)
+                primary_kwargs = {**kwargs, "ttl": self._backend.expiry(kwargs["ttl"])}
             for attempt in (1, 2):
                 timeout = self.primary_timeout if self._answered_at else self.first_timeout
                 started = time.monotonic()
@@ -248,13 +249,8 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
     async def _fresh_connections(self) -> None:
         """Close the primary's pooled connections: those opened before the outage are
         dead after a restart, and each would fail (and trip the breaker) once."""
-        client = getattr(self.primary, "client", None)
-        pool = getattr(client, "connection_pool", None)
         try:
-            if pool is not None:  # redis-py: reconnects on demand
-                await pool.disconnect()
-            elif client is not None and hasattr(client, "close"):  # aiomcache: likewise
-                await client.close()
+            await self._backend.reconnect()  # the clients reconnect on demand
         except Exception as exc:  # nothing to close, or closing failed: new ones anyway
             log_once(logger, "reconnect", "could not close stale connections error=%r", exc)
 
@@ -284,7 +280,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         while not self._breaker.closed:
             await asyncio.sleep(self._breaker.probe_delay())
             try:
-                await self._timed(self._ping(), max(self.primary_timeout, 0.25))
+                await self._timed(self._backend.ping(), max(self.primary_timeout, 0.25))
             except Exception:  # whatever the primary does, it is not back yet
                 self._breaker.probe_failed()
                 continue
@@ -292,15 +288,6 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             self._changed(State.OPEN, State.RECOVERING, None)
             await self._fresh_connections()
             await self._recover()
-
-    async def _ping(self) -> None:
-        client = getattr(self.primary, "client", None)
-        if getattr(self.primary, "NAME", "") == "redis" and client is not None:
-            await client.ping()
-        elif getattr(self.primary, "NAME", "") == "memcached" and client is not None:
-            await client.version()
-        else:
-            await self.primary._exists(self.primary.build_key("aiocache_ext:probe"))
 
     async def _recover(self) -> None:
         """Undo the outage's changes on the primary, empty the fallback, close."""
@@ -337,7 +324,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             await invalidate_namespace(self.primary, namespace, self._bulk)
         keys = list(taken.keys)
         try:
-            await drop_keys(self.primary, keys, self._bulk)
+            await self._backend.delete_many(keys, self._bulk)
         except Exception as exc:
             if is_outage(exc):
                 raise

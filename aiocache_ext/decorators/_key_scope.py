@@ -20,7 +20,8 @@ from typing import Any
 
 from aiocache.base import BaseCache
 
-from ..keys import MEMCACHED_MAX_KEY_BYTES, shorten
+from ..backends.adapter import backend_of
+from ..keys import shorten
 
 
 @dataclasses.dataclass
@@ -36,16 +37,18 @@ _scope: ContextVar[_Scope | None] = ContextVar("aiocache_ext_key_scope", default
 
 def install(cache: BaseCache) -> None:
     """Wrap ``cache.build_key`` (once per cache): the scope's part is added, and keys
-    stay within memcached's 250 bytes whatever their length (a digest past it)."""
+    stay within the backend's limit (memcached: 250 bytes) whatever their length (a
+    digest past it)."""
     if getattr(cache, "_aiocache_ext_scoped", False):
         return
     original = cache.build_key
+    limit = backend_of(cache).max_key_bytes or 2**31
 
     def build_key(key: Any, namespace: str | None = None) -> Any:
         if isinstance(key, str):
             key = scoped_key(cache, key)
         built = original(key, namespace=namespace)
-        overflow = len(built) - MEMCACHED_MAX_KEY_BYTES
+        overflow = len(built) - limit
         if overflow > 0 and isinstance(key, str):
             built = original(shorten(key, len(key) - overflow), namespace=namespace)
         return built

@@ -17,12 +17,11 @@ import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
-from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
-from .._tasks import Guard, needs_shield
-from ..backends.namespaces import TOKEN_KEY, drop_keys, new_token
-from ..ttl import memcached_expiry
+from .._tasks import Guard
+from ..backends.adapter import backend_of
+from ..backends.namespaces import TOKEN_KEY, new_token
 from .format import Manifest, VaryIndex, is_record, parse_record
 from .integrity import PLAIN, Integrity
 
@@ -38,12 +37,12 @@ class SegmentStore:
         self.cache = cache
         self.integrity = integrity
         self.namespace = namespace  # None: the cache's own
+        self.backend = backend_of(cache)
         # An in-process dict cannot hang (no timeout to arm on every call), and its reads
         # cost nothing to share.
-        self._local = isinstance(cache, SimpleMemoryBackend)
+        self._local = self.backend.local
         self._timeout = None if self._local else cache.timeout
-        self._guard = Guard(cache)
-        self._memcached = needs_shield(cache)
+        self._guard = Guard(self.backend)
         self._token_key = self.key(TOKEN_KEY)  # built once: every hit reads it
         self._lookups: dict[str, asyncio.Future[tuple[Any, str | None]]] = {}
 
@@ -147,12 +146,10 @@ class SegmentStore:
 
     def expiry(self, ttl: float | None) -> Any:
         """``ttl`` as this backend takes it: memcached wants whole seconds (rounded up)."""
-        if self._memcached:
-            return memcached_expiry(ttl)
-        return ttl
+        return self.backend.expiry(ttl)
 
     async def delete(self, keys: Sequence[str]) -> None:
-        await drop_keys(self.cache, [self.key(k) for k in keys], self._timed)
+        await self.backend.delete_many([self.key(k) for k in keys], self._timed)
 
     async def settle(self) -> None:
         """Let writes cut short by a cancellation finish before they are cleaned up."""

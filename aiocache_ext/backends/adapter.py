@@ -1,0 +1,179 @@
+"""What differs between aiocache's backends, in one place.
+
+Everything else talks to a cache through aiocache's own hooks (``_get``, ``_multi_get``,
+``_set``, ``_delete``, ...), which every ``BaseCache`` implements. What those hooks cannot
+say lives here, one class per backend: whether the cache is in-process (no timeout to
+arm, reads free to share), whether a call may be cancelled halfway (never on
+memcached), the longest key, how a ttl is given, the finite connection pool a burst
+must queue for, how to ping, how to delete many keys or a whole prefix, and how to drop
+pooled connections a restart killed. A backend is recognised by its aiocache class, so
+subclasses are recognised too; anything else gets the generic answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from aiocache.backends.memory import SimpleMemoryBackend
+from aiocache.base import BaseCache
+
+from ..keys import MEMCACHED_MAX_KEY_BYTES
+from ..ttl import memcached_expiry
+
+T = TypeVar("T")
+Step = Callable[[Awaitable[Any]], Awaitable[Any]]
+#: Keys per backend call when deleting many.
+BATCH = 500
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+async def as_is(call: Awaitable[T]) -> T:
+    """The ``step`` that awaits a backend call as it is."""
+    return await call
+
+
+class Backend:
+    """Any ``BaseCache``, through its own hooks only."""
+
+    #: In-process: nothing to time out, nothing gained by sharing a read.
+    local = False
+    #: aiomcache hands a connection back with the reply unread when a call is cancelled.
+    never_cancel = False
+    #: The longest key the server takes (``None``: no practical limit).
+    max_key_bytes: int | None = None
+
+    def __init__(self, cache: BaseCache) -> None:
+        self.cache = cache
+
+    @property
+    def pool(self) -> Any:
+        """A finite connection pool that raises when full (redis-py), else ``None``."""
+        return None
+
+    def expiry(self, ttl: float | None) -> Any:
+        """``ttl`` as this backend takes it."""
+        return ttl
+
+    async def ping(self) -> None:
+        await self.cache._exists(self.cache.build_key("aiocache_ext:probe"))
+
+    async def delete_many(self, keys: Sequence[Any], step: Step = as_is) -> None:
+        """Delete built keys, a batch per ``step`` (which may bound each call)."""
+        for start in range(0, len(keys), BATCH):
+            batch = keys[start : start + BATCH]
+            await step(asyncio.gather(*(self.cache._delete(k) for k in batch)))
+
+    async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
+        """Delete every key starting with the built ``prefix``; how many (-1: this backend
+        cannot list keys, so nothing was deleted)."""
+        return -1
+
+    async def reconnect(self) -> None:
+        """Drop pooled connections (after an outage: they are dead)."""
+
+
+class MemoryBackend(Backend):
+    local = True
+
+    async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
+        store = self.cache._cache
+        matching = [k for k in list(store) if _starts_with(k, prefix)]
+        for key in matching:
+            await self.cache._delete(key)
+        return len(matching)
+
+
+class RedisBackend(Backend):
+    @property
+    def pool(self) -> Any:
+        pool = getattr(self.cache.client, "connection_pool", None)
+        limit = getattr(pool, "max_connections", None)
+        return pool if isinstance(limit, int) and 0 < limit < 2**30 else None
+
+    async def ping(self) -> None:
+        await self.cache.client.ping()
+
+    async def delete_many(self, keys: Sequence[Any], step: Step = as_is) -> None:
+        for start in range(0, len(keys), BATCH):
+            await step(self.cache.client.unlink(*keys[start : start + BATCH]))
+
+    async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
+        """``SCAN MATCH`` + ``UNLINK`` in short steps (Redis serves others between them),
+        never ``KEYS``."""
+        client = self.cache.client
+        text = prefix.decode() if isinstance(prefix, bytes) else str(prefix)
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", text) + "*"
+        dropped, cursor = 0, 0
+        while True:
+            cursor, keys = await step(client.scan(cursor, match=pattern, count=1000))
+            if keys:
+                await step(client.unlink(*keys))
+                dropped += len(keys)
+            if not cursor:
+                return dropped
+
+    async def reconnect(self) -> None:
+        await self.cache.client.connection_pool.disconnect()
+
+
+class MemcachedBackend(Backend):
+    never_cancel = True
+    max_key_bytes = MEMCACHED_MAX_KEY_BYTES
+
+    def expiry(self, ttl: float | None) -> Any:
+        return memcached_expiry(ttl)  # whole seconds, rounded up
+
+    async def ping(self) -> None:
+        await self.cache.client.version()
+
+    async def reconnect(self) -> None:
+        await self.cache.client.close()
+
+
+class RoutedBackend(Backend):
+    """A cache that routes to another (``FallbackCache``): its keys must fit the
+    primary's limit, and it bounds and routes its own calls."""
+
+    def __init__(self, cache: BaseCache, primary: BaseCache) -> None:
+        super().__init__(cache)
+        self.max_key_bytes = backend_of(primary).max_key_bytes
+
+
+def backend_of(cache: BaseCache) -> Backend:
+    """The adapter for ``cache``."""
+    if isinstance(cache, SimpleMemoryBackend):
+        return MemoryBackend(cache)
+    primary = getattr(cache, "primary", None)
+    if isinstance(primary, BaseCache):
+        return RoutedBackend(cache, primary)
+    for module, name, adapter in _OPTIONAL:
+        kind = _optional_class(module, name)
+        if kind is not None and isinstance(cache, kind):
+            return adapter(cache)
+    return Backend(cache)
+
+
+_OPTIONAL: list[tuple[str, str, type[Backend]]] = [
+    ("aiocache.backends.redis", "RedisBackend", RedisBackend),
+    ("aiocache.backends.memcached", "MemcachedBackend", MemcachedBackend),
+]
+
+
+def _optional_class(module: str, name: str) -> type | None:
+    """aiocache's backend class, if its client library (an extra) is installed."""
+    try:
+        found: type = getattr(__import__(module, fromlist=[name]), name)
+    except ImportError:
+        return None
+    return found
+
+
+def _starts_with(key: Any, prefix: Any) -> bool:
+    if isinstance(key, bytes) and isinstance(prefix, str):
+        prefix = prefix.encode()
+    elif isinstance(key, str) and isinstance(prefix, bytes):
+        prefix = prefix.decode()
+    return isinstance(key, (str, bytes)) and key.startswith(prefix)

@@ -1,0 +1,88 @@
+"""The backend adapter against real servers: each backend recognised, and what only it
+knows (ping, deleting many keys or a prefix, reconnecting, the key limit) doing its job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from aiocache import Cache
+from aiocache.base import BaseCache
+
+from aiocache_ext import FallbackCache
+from aiocache_ext.backends import adapter
+from aiocache_ext.backends.adapter import backend_of
+from aiocache_ext.decorators._key_scope import install
+
+from ..servers import MemcachedServer
+
+KINDS = {
+    "memory": adapter.MemoryBackend,
+    "redis": adapter.RedisBackend,
+    "memcached": adapter.MemcachedBackend,
+}
+
+
+async def test_each_backend_is_recognised_and_answers_a_ping(
+    cache: BaseCache, backend: str
+) -> None:
+    found = backend_of(cache)
+    assert type(found) is KINDS[backend]
+    await found.ping()
+    assert found.local is (backend == "memory")
+    assert found.never_cancel is (backend == "memcached")
+    assert (found.pool is not None) is (backend == "redis")  # the one that raises when full
+    assert found.expiry(0.2) == (1 if backend == "memcached" else 0.2)
+
+
+async def test_many_keys_and_a_prefix_are_deleted(cache: BaseCache, backend: str) -> None:
+    keys = [f"k{i}" for i in range(1200)]  # more than one batch
+    assert await cache.multi_set([(k, 1) for k in keys])
+    assert await cache.set("other", 1, namespace="elsewhere")
+    found = backend_of(cache)
+    await found.delete_many([cache.build_key(k) for k in keys[:700]])
+    assert await cache.multi_get(keys[695:705]) == [None] * 5 + [1] * 5
+    dropped = await found.delete_prefix(cache.build_key(""))
+    if backend == "memcached":
+        assert dropped == -1  # it cannot list keys
+    else:
+        assert dropped == 500
+        assert await cache.multi_get(keys[700:]) == [None] * 500
+    assert await cache.get("other", namespace="elsewhere") == 1
+
+
+async def test_after_a_reconnect_the_cache_still_answers(cache: BaseCache) -> None:
+    assert await cache.set("k", "v")
+    await backend_of(cache).reconnect()
+    assert await cache.get("k") == "v"
+
+
+async def test_keys_are_fitted_to_the_backends_own_limit(
+    cache_factory: Callable[..., BaseCache], backend: str
+) -> None:
+    cache = cache_factory(namespace="fit")
+    install(cache)
+    long_key = "k" * 400
+    built = cache.build_key(long_key)
+    if backend == "memcached":
+        assert len(built) == 250  # memcached refuses longer keys: a digest past it
+    else:
+        assert built.endswith(long_key)  # Redis and memory keep the key whole
+    assert await cache.set(long_key, "v")
+    assert await cache.get(long_key) == "v"
+
+
+@pytest.mark.memcached
+async def test_a_fallback_cache_fits_its_keys_to_its_primary(
+    memcached_server: MemcachedServer,
+) -> None:
+    primary = Cache(Cache.MEMCACHED, endpoint=memcached_server.host, port=memcached_server.port)
+    fallback = FallbackCache(primary=primary, namespace="fit")
+    try:
+        assert backend_of(fallback).max_key_bytes == 250
+        install(fallback)
+        assert await fallback.set("k" * 400, "v")
+        assert await fallback.get("k" * 400) == "v"
+        assert fallback.state.value == "closed"  # memcached took the key: no outage
+    finally:
+        await fallback.close()
