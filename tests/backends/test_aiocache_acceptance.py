@@ -79,31 +79,55 @@ def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def start(root: Path, kind: str, port: int) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start aiocache's tests marked ``kind`` against the primary on ``port``."""
-    report = root / f"{kind}-{port}.xml"
+#: aiocache tests that sleep to the edge of a ttl or a lease, or count lock polls: on a
+#: loaded machine they can fail on any backend. One that fails is run once more, alone.
+TIMING = {
+    "test_set_with_ttl", "test_multi_set_with_ttl", "test_expire_existing",
+    "test_expire_with_0", "test_set_cancel_previous_ttl_handle", "test_float_ttl",
+    "test_multi_set_float_ttl", "test_cached_ttl", "test_cached_stampede",
+    "test_locking_dogpile", "test_locking_dogpile_lease_expiration",
+    "test_check_and_set_with_int_ttl", "test_check_and_set_with_float_ttl", "test_float_lease",
+}  # fmt: skip
+
+
+def start(
+    root: Path, kind: str, port: int, tests: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start aiocache's tests marked ``kind`` (or the node ids ``tests``) against the
+    primary on ``port``."""
+    report = root / f"{kind}-{port}-{len(tests or ())}.xml"
     env = {**os.environ, "AIOCACHE_ACCEPTANCE_PRIMARY": kind,
            "AIOCACHE_ACCEPTANCE_PORT": str(port)}  # fmt: skip
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", kind,
-               f"--junitxml={report}", "tests/acceptance"]  # fmt: skip
+               f"--junitxml={report}", *(tests or ["tests/acceptance"])]  # fmt: skip
     process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL)
     return process, report
 
 
-def failures(report: Path) -> tuple[int, set[str]]:
-    """How many tests ran, and the failed ones as ``Class::name``."""
+def failures(report: Path) -> tuple[int, dict[str, str]]:
+    """How many tests ran, and the failed ones (by node id) with their message."""
     cases = list(ElementTree.parse(report).iter("testcase"))
-    failed = {
-        f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
-        for case in cases
-        if case.find("failure") is not None or case.find("error") is not None
-    }
+    failed = {}
+    for case in cases:
+        problem = case.find("failure")
+        problem = case.find("error") if problem is None else problem
+        if problem is not None:
+            *module, cls = case.get("classname", "").split(".")
+            failed[f"{'/'.join(module)}.py::{cls}::{case.get('name')}"] = problem.get("message", "")
     return len(cases), failed
 
 
 def expected(kind: str, primary_up: bool) -> set[str]:
     known = {**DIFFERENCES, **({} if primary_up else WHILE_DOWN)}
     return {name for name in known if kind in name.lower()}
+
+
+def listed(node: str, names: set[str]) -> bool:
+    return node.split(".py::", 1)[1] in names
+
+
+def timing(node: str) -> bool:
+    return node.rsplit("::", 1)[1].split("[")[0] in TIMING
 
 
 @pytest.mark.redis
@@ -122,6 +146,21 @@ def test_aiocache_acceptance_suite_on_fallback_cache(
         process.wait(timeout=300)
     results = {case: failures(report) for case, (_, report) in runs.items()}
     assert all(ran > 50 for ran, _ in results.values()), results  # the suites ran
-    assert {case: failed for case, (_, failed) in results.items()} == {
-        case: expected(*case) for case in ports
+    unexpected = {
+        case: {node: message for node, message in failed.items()
+               if not listed(node, expected(*case))}
+        for case, (_, failed) in results.items()
+    }  # fmt: skip
+    for case, failed in unexpected.items():
+        again = [node for node in failed if timing(node)]
+        if again:
+            process, report = start(acceptance, case[0], ports[case], again)
+            process.wait(timeout=300)
+            still = failures(report)[1]
+            unexpected[case] = {n: m for n, m in failed.items() if n not in again or n in still}
+    assert not any(unexpected.values()), unexpected
+    missing = {
+        case: {name for name in expected(*case) if not any(listed(n, {name}) for n in failed)}
+        for case, (_, failed) in results.items()
     }
+    assert not any(missing.values()), missing  # a listed difference went away: update the list
