@@ -11,17 +11,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import hashlib
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from starlette.background import BackgroundTasks
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from .backend_keys import DIGEST_CHARS, MEMCACHED_MAX_KEY_BYTES, escape, shorten
 from .exceptions import UnstableKeyError
 
 __all__ = [
@@ -29,11 +28,7 @@ __all__ = [
     "DEFAULT_IGNORE_TYPES",
     "INJECTED_ARGS",
     "KeyBuilder",
-    "escape",
-    "host_suffix",
     "key_builder",
-    "shorten",
-    "vary_suffix",
 ]
 
 #: Left out of every key: they describe the transport, not the result.
@@ -45,17 +40,10 @@ DEFAULT_IGNORE_TYPES: tuple[type, ...] = (HTTPConnection, Response, BackgroundTa
 INJECTED_ARGS: tuple[str, ...] = ("aiocache_ext_request", "aiocache_ext_response")
 DEFAULT_IGNORE_ARGS: tuple[str, ...] = ("request", "response", *INJECTED_ARGS)
 
-#: memcached refuses keys over 250 bytes; aiocache prepends the namespace to our key,
-#: so by default we keep 50 bytes free for it.
-MEMCACHED_MAX_KEY_BYTES = 250
+#: aiocache prepends the namespace to our key, so by default we keep 50 of memcached's
+#: 250 bytes free for it.
 DEFAULT_MAX_LENGTH = 200
-_DIGEST_CHARS = 32  # blake2b-128 in hex
-_MIN_LENGTH = _DIGEST_CHARS + 9
-
-# Printable ASCII except "%" (the escape character) passes through; ``quote`` always
-# keeps letters, digits and "_.-~". Everything else (space, control characters,
-# non-ASCII) becomes %XX, which is reversible, so distinct texts stay distinct keys.
-_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if not c.isalnum() and c != "%")
+_MIN_LENGTH = DIGEST_CHARS + 9
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
@@ -250,68 +238,6 @@ class KeyBuilder:
 
     def _fit(self, text: str) -> str:
         return shorten(escape(text), self.max_length)
-
-
-def escape(text: str) -> str:
-    """Printable ASCII without spaces, reversibly (%XX): valid on every backend."""
-    return quote(text, safe=_SAFE, errors="surrogatepass")
-
-
-def shorten(key: str, max_length: int) -> str:
-    """``key`` if it fits, else its readable start, ``#`` and a digest of all of it."""
-    if len(key) <= max_length:
-        return key
-    digest = hashlib.blake2b(key.encode(errors="surrogatepass"), digest_size=_DIGEST_CHARS // 2)
-    return f"{key[: max(0, max_length - _DIGEST_CHARS - 1)]}#{digest.hexdigest()}"
-
-
-#: The key part that ``vary_on_headers`` appends stays this short (a digest past it),
-#: so that a base key of up to 200 characters still fits memcached with a namespace.
-VARY_SUFFIX_MAX = 40
-
-
-def vary_suffix(values: Sequence[tuple[str, str | None]]) -> str:
-    """The key part for normalised request header values (``None``: header absent).
-
-    Absent and empty headers give different parts, and every header is delimited, so
-    different header sets never collide.
-    """
-    text = ";".join(
-        f"{name.lower()}={'-' if value is None else repr(value)}" for name, value in values
-    )
-    return shorten(f"|vary:{escape(text)}", VARY_SUFFIX_MAX)
-
-
-#: The key part that ``stream_cached`` appends for the request's origin stays this short.
-HOST_SUFFIX_MAX = 60
-
-
-def host_suffix(origin: str) -> str:
-    """The key part for the scheme, host and root path a route answered for, so that
-    absolute URLs built for one host are never served to another's visitors."""
-    return shorten(f"|host:{escape(origin)}", HOST_SUFFIX_MAX)
-
-
-def origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
-    """``host_suffix`` for the origin ``request.url`` and ``url_for`` use: scheme, then
-    the ``Host`` header (else the ``server`` address), then the root path. Remembered for
-    the few origins a service has; a long (forged) ``Host`` is not kept in memory."""
-    if host is not None and len(host) > 255:
-        return _origin_suffix(scheme, host, server, root_path)
-    return _remembered_origin_suffix(scheme, host, server, root_path)
-
-
-def _origin_suffix(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
-    if host is not None:
-        name = host.decode("latin-1")
-    elif not server:
-        name = ""
-    else:
-        name = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
-    return host_suffix(f"{scheme}://{name}{root_path}")
-
-
-_remembered_origin_suffix = functools.lru_cache(maxsize=1024)(_origin_suffix)
 
 
 #: The ready key builder: ``cached(key_builder=key_builder)``.

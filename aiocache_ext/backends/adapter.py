@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
-from ..keys import MEMCACHED_MAX_KEY_BYTES
+from ..backend_keys import MEMCACHED_MAX_KEY_BYTES
 from ..ttl import memcached_expiry
 
 T = TypeVar("T")

@@ -1,89 +1,90 @@
-"""Adds a per-request part (the varied header values) to the key of one decorated call.
+"""The per-request part of a route's key (the varied header values), added where the
+route's decorator makes its key.
 
-aiocache's ``cached`` builds its key with any key builder, then passes it to
-``cache.get``/``cache.set``, which call ``cache.build_key``. A decorator standing above
-``cached`` cannot change the key builder, so it wraps ``build_key`` of that cache once, and
-sets a context variable for the duration of one call: only the call's own key (the first
-key built in the call) gets the part; other cache calls made by the endpoint are
-untouched. Context variables are per task, so concurrent requests never see each other's
-part. Code that keeps using a key after the call returns (a streamed response) takes the
-finished key once with ``scoped_key``.
+``vary_on_headers`` stands above a ``cached``/``stream_cached`` decorator whose key it
+cannot pass in. For the duration of one call it sets the part in a context variable
+(per task: concurrent requests never see each other's), and the decorator below adds it
+in ``get_cache_key``, the method aiocache's decorators make every key with, whatever
+their ``key=`` or ``key_builder`` (the seed's hand-written ``key_builder(f, **kwargs)``
+included). ``adopt`` wraps that method on the one decorator object behind the route;
+the cache, which other code may share, is never touched. The finished key is fitted to
+the backend's limit (memcached: 250 bytes with the namespace).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from aiocache.base import BaseCache
+from aiocache import cached
 
+from ..backend_keys import fit
 from ..backends.adapter import backend_of
-from ..keys import shorten
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Scope:
-    cache: BaseCache
-    suffix: str
-    names: tuple[str, ...] = ()
-    base_key: str | None = None
+    decorator: Any
+    part: str
+    names: tuple[str, ...]
 
 
 _scope: ContextVar[_Scope | None] = ContextVar("aiocache_ext_key_scope", default=None)
 
 
-def install(cache: BaseCache) -> None:
-    """Wrap ``cache.build_key`` (once per cache): the scope's part is added, and keys
-    stay within the backend's limit (memcached: 250 bytes) whatever their length (a
-    digest past it)."""
-    if getattr(cache, "_aiocache_ext_scoped", False):
-        return
-    original = cache.build_key
-    limit = backend_of(cache).max_key_bytes or 2**31
-
-    def build_key(key: Any, namespace: str | None = None) -> Any:
-        if isinstance(key, str):
-            key = scoped_key(cache, key)
-        built = original(key, namespace=namespace)
-        overflow = len(built) - limit
-        if overflow > 0 and isinstance(key, str):
-            built = original(shorten(key, len(key) - overflow), namespace=namespace)
-        return built
-
-    cache.build_key = build_key
-    cache._aiocache_ext_scoped = True
-
-
-def scoped_key(cache: BaseCache, key: str) -> str:
-    """``key`` with the current scope's part when it is the call's own key."""
-    scope = _scope.get()
-    if scope is None or scope.cache is not cache:
-        return key
-    if scope.base_key is None:
-        scope.base_key = key
-    return key + scope.suffix if key == scope.base_key else key
-
-
 @contextmanager
-def key_scope(cache: BaseCache, suffix: str, names: tuple[str, ...] = ()) -> Iterator[None]:
-    """Within the block, the call's key on ``cache`` ends in ``suffix`` (nested: both).
-
-    ``names`` are the varied header names, for rules that depend on them.
-    """
+def key_scope(decorator: Any, part: str, names: tuple[str, ...]) -> Iterator[None]:
+    """Within the block, ``decorator``'s key ends in ``part`` (nested scopes: both).
+    ``names`` are the varied header names, for rules that depend on them."""
     outer = _scope.get()
-    if outer is not None and outer.cache is cache:
-        suffix, names = outer.suffix + suffix, outer.names + names
-    token = _scope.set(_Scope(cache, suffix, names))
+    if outer is not None and outer.decorator is decorator:
+        part, names = outer.part + part, outer.names + names
+    token = _scope.set(_Scope(decorator, part, names))
     try:
         yield
     finally:
         _scope.reset(token)
 
 
-def varied_headers(cache: BaseCache) -> tuple[str, ...]:
-    """Header names the current call varies on for ``cache`` (lower-cased)."""
+def varied_headers(decorator: Any) -> tuple[str, ...]:
+    """Header names the current call varies on for ``decorator`` (lower-cased)."""
     scope = _scope.get()
-    return scope.names if scope is not None and scope.cache is cache else ()
+    return scope.names if scope is not None and scope.decorator is decorator else ()
+
+
+def decorator_of(func: Callable[..., Any]) -> Any:
+    """The ``cached`` object (``stream_cached`` included) behind a decorated function,
+    or ``None``. Ours say it; aiocache's ``cached`` wrapper holds it in its closure."""
+    found = getattr(func, "aiocache_ext_decorator", None)
+    if found is not None:
+        return found
+    code, cells = getattr(func, "__code__", None), getattr(func, "__closure__", None) or ()
+    for name, cell in zip(getattr(code, "co_freevars", ()), cells):
+        if name == "self" and isinstance(cell.cell_contents, cached):
+            return cell.cell_contents
+    return None
+
+
+def adopt(decorator: Any) -> None:
+    """Make ``decorator`` (once) end its keys in the current scope's part, fitted to its
+    backend's key limit."""
+    if getattr(decorator, "_aiocache_ext_adopted", False):
+        return
+    original = decorator.get_cache_key
+    cache = decorator.cache
+    limit = backend_of(cache).max_key_bytes
+    prefix = cache.build_key("")
+    prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
+
+    def get_cache_key(f: Callable[..., Any], args: Any, kwargs: Any) -> str:
+        key: str = original(f, args, kwargs)
+        scope = _scope.get()
+        if scope is not None and scope.decorator is decorator:
+            key += scope.part
+        return fit(key, prefix_bytes, limit)
+
+    decorator.get_cache_key = get_cache_key
+    decorator._aiocache_ext_adopted = True

@@ -17,8 +17,8 @@ from ..exceptions import SerializerError
 from ..http.encoding import accepts
 from ..http.policy import RequestPolicy, SharedCacheRules, request_policy
 from ..http.request_headers import RequestHeaders, read_request_headers
+from ..key_parts import origin_suffix
 from ..keys import key_builder as default_keys
-from ..keys import origin_suffix
 from ..streaming.encoder import GzipEncoder
 from ..streaming.format import Manifest, VaryIndex
 from ..streaming.integrity import Integrity
@@ -28,7 +28,7 @@ from ..streaming.responses import StoringResponse, storable_check
 from ..streaming.store import SegmentStore
 from ..streaming.writer import StreamWriter
 from ..ttl import parse_ttl
-from ._key_scope import install, scoped_key, varied_headers
+from ._key_scope import varied_headers
 from ._resolve import resolve_cache
 from ._signature import EndpointSignature, take_request
 from ._single_flight import Flights
@@ -149,7 +149,6 @@ class stream_cached(cached):  # type: ignore[misc]
             self._cache, self.alias, serializer=self._serializer, namespace=self._namespace,
             plugins=self._plugins, **self._kwargs,
         )  # fmt: skip
-        install(self.cache)
         # A ready instance keeps its own namespace unless this decorator names one.
         namespace = self._namespace if self.cache is self._cache else None
         serializer_secret = getattr(self.cache.serializer, "secret", None)
@@ -167,6 +166,7 @@ class stream_cached(cached):  # type: ignore[misc]
             return await self.decorator(f, *args, **kwargs)
 
         wrapper.cache = self.cache  # type: ignore[attr-defined]
+        wrapper.aiocache_ext_decorator = self  # type: ignore[attr-defined]
         wrapper.__signature__ = signature.signature()  # type: ignore[attr-defined]
         return wrapper
 
@@ -191,19 +191,18 @@ class stream_cached(cached):  # type: ignore[misc]
         policy = self._policy(request, headers)
         gzip = self.compress and accepts("gzip", headers.accept_encoding)
         key = self._key(f, args, kwargs, request, headers, gzip)
-        stored_key = scoped_key(self.cache, key)  # final now: the response outlives the call
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and request.method == "GET"
 
         token = None
         if read:
-            found, token = await self._lookup(stored_key, request, headers)
-            if found is None and write and await self._flights.wait(stored_key):
-                found, token = await self._lookup(stored_key, request, headers)
+            found, token = await self._lookup(key, request, headers)
+            if found is None and write and await self._flights.wait(key):
+                found, token = await self._lookup(key, request, headers)
             if found is not None:
                 return found
 
-        end_flight = self._flights.lead(stored_key) if write else _no_flight
+        end_flight = self._flights.lead(key) if write else _no_flight
         try:
             if write and token is None:  # a new namespace, or the read was skipped or failed
                 token = await self._token()
@@ -219,7 +218,7 @@ class stream_cached(cached):  # type: ignore[misc]
             if not write:
                 result.raw_headers.extend(extra)
                 return result
-            writer = self._writer(stored_key, request, token)
+            writer = self._writer(key, request, token)
             encode = functools.partial(self._encoder, compress=gzip) if self.compress else None
             stored = StoringResponse(result, writer, extra, self._storable, end_flight, encode)
             end_flight = _no_flight  # the response ends it once its entry is stored or not
@@ -235,7 +234,7 @@ class stream_cached(cached):  # type: ignore[misc]
             headers.cache_control if honored else (),
             headers.pragma if honored else (),
             authorization=headers.authorization,
-            vary=varied_headers(self.cache) if headers.authorization else (),
+            vary=varied_headers(self) if headers.authorization else (),
             rules=self.rules,
         )
 
@@ -270,7 +269,7 @@ class stream_cached(cached):  # type: ignore[misc]
             self.inline_size,
             token=token,
             variant_key=lambda names: stored_key + vary_part(request, names),
-            covered=(*varied_headers(self.cache), *(("accept-encoding",) if self.compress else ())),
+            covered=(*varied_headers(self), *(("accept-encoding",) if self.compress else ())),
         )
 
     async def _store_value(self, f: Callable[..., Any], key: str, value: Any) -> None:
@@ -291,7 +290,7 @@ class stream_cached(cached):  # type: ignore[misc]
     async def get_from_cache(self, key: str) -> Any:
         """A plain value, as ``cached`` reads it (in this decorator's namespace)."""
         try:
-            return await self.cache.get(key, namespace=self._store.namespace)
+            return await self.cache.get(self._store.fit(key), namespace=self._store.namespace)
         except Exception as exc:
             log_once(logger, f"get:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
             return None
@@ -302,7 +301,9 @@ class stream_cached(cached):  # type: ignore[misc]
         request."""
         ttl = self._store.expiry(self._entry_ttl)
         try:
-            await self.cache.set(key, value, ttl=ttl, namespace=self._store.namespace)
+            await self.cache.set(
+                self._store.fit(key), value, ttl=ttl, namespace=self._store.namespace
+            )
         except Exception as exc:
             log_once(
                 logger, f"set:{type(exc).__name__}:{type(value).__qualname__}",

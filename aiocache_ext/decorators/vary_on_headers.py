@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 from .._log import log_once
 from ..http.vary import merge_vary, normalize_header_value
-from ..keys import INJECTED_ARGS, vary_suffix
-from ._key_scope import install, key_scope
+from ..key_parts import vary_suffix
+from ..keys import INJECTED_ARGS
+from ._key_scope import adopt, decorator_of, key_scope
 from ._signature import EndpointSignature, take, take_request
 
 logger = logging.getLogger(__name__)
@@ -38,17 +39,18 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
         raise ValueError("vary_on_headers needs at least one header name, e.g. 'Accept'")
 
     def decorate(func: F) -> F:
-        cache = getattr(func, "cache", None)
-        if not isinstance(cache, BaseCache):
+        decorator = decorator_of(func)
+        if decorator is None or not isinstance(getattr(func, "cache", None), BaseCache):
             raise TypeError(
                 f"vary_on_headers must stand directly above @cached(...) or "
                 f"@stream_cached(...); {func!r} has no aiocache cache. HINT: order the "
                 f"decorators as @router.get(...), @vary_on_headers(...), @cached(...)"
             )
-        install(cache)
+        adopt(decorator)
         signature = EndpointSignature(func)
         request_name, request_added = signature.parameter_for(Request, REQUEST_PARAM)
         response_name, response_added = signature.parameter_for(Response, RESPONSE_PARAM)
+        lowered = tuple(n.lower() for n in names)
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -62,13 +64,14 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
                     func.__qualname__,
                 )
                 return await func(*args, **kwargs)
-            with key_scope(cache, vary_part(request, names), tuple(n.lower() for n in names)):
+            with key_scope(decorator, vary_part(request, names), lowered):
                 result = await func(*args, **kwargs)
             _add_vary(result if isinstance(result, Response) else sub_response, names)
             return result
 
         wrapper.__signature__ = signature.signature()  # type: ignore[attr-defined]
-        wrapper.cache = cache  # type: ignore[attr-defined]
+        wrapper.cache = decorator.cache  # type: ignore[attr-defined]
+        wrapper.aiocache_ext_decorator = decorator  # type: ignore[attr-defined]
         wrapper.aiocache_ext_varies_on = names  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 

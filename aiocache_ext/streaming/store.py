@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from aiocache.base import BaseCache
 
 from .._tasks import Guard
+from ..backend_keys import fit
 from ..backends.adapter import backend_of
 from ..backends.namespaces import TOKEN_KEY, new_token
 from .format import Manifest, VaryIndex, is_record, parse_record
@@ -43,6 +44,8 @@ class SegmentStore:
         self._local = self.backend.local
         self._timeout = None if self._local else cache.timeout
         self._guard = Guard(self.backend)
+        prefix = cache.build_key("", namespace=namespace)
+        self._prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
         self._token_key = self.key(TOKEN_KEY)  # built once: every hit reads it
         self._lookups: dict[str, asyncio.Future[tuple[Any, str | None]]] = {}
 
@@ -53,7 +56,7 @@ class SegmentStore:
         built = self.key(key)
         if self.cache.plugins:
             loads = functools.partial(self._loads, built)
-            return await self.cache.get(key, loads_fn=loads, namespace=self.namespace)
+            return await self.cache.get(self.fit(key), loads_fn=loads, namespace=self.namespace)
         encoding = self.cache.serializer.encoding
         return self._loads(built, await self._timed(self.cache._get(built, encoding=encoding)))
 
@@ -88,7 +91,7 @@ class SegmentStore:
     async def _lookup(self, key: str) -> tuple[Any, str | None]:
         built, token_key = self.key(key), self._token_key
         if self.cache.plugins:
-            keys = [key, TOKEN_KEY]
+            keys = [self.fit(key), TOKEN_KEY]
             raws = await self.cache.multi_get(keys, loads_fn=_identity, namespace=self.namespace)
         else:
             encoding = self.cache.serializer.encoding
@@ -120,7 +123,7 @@ class SegmentStore:
     async def put_record(self, key: str, record: Manifest | VaryIndex, ttl: float | None) -> None:
         text = record.dumps(self.key(key), self.integrity)
         await self.cache.set(
-            key, text, ttl=self.expiry(ttl), dumps_fn=_identity, namespace=self.namespace
+            self.fit(key), text, ttl=self.expiry(ttl), dumps_fn=_identity, namespace=self.namespace
         )
 
     async def get_segments(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -141,8 +144,12 @@ class SegmentStore:
         await self._timed(asyncio.gather(*(self.cache._expire(k, expiry) for k in built)))
 
     def key(self, key: str) -> Any:
-        """``key`` as the backend stores it (namespace, vary part)."""
-        return self.cache.build_key(key, namespace=self.namespace)
+        """``key`` as the backend stores it: fitted, in the namespace."""
+        return self.cache.build_key(self.fit(key), namespace=self.namespace)
+
+    def fit(self, key: str) -> str:
+        """``key`` within the backend's limit once the namespace is prepended."""
+        return fit(key, self._prefix_bytes, self.backend.max_key_bytes)
 
     def expiry(self, ttl: float | None) -> Any:
         """``ttl`` as this backend takes it: memcached wants whole seconds (rounded up)."""

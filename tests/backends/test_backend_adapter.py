@@ -12,7 +12,7 @@ from aiocache.base import BaseCache
 from aiocache_ext import FallbackCache
 from aiocache_ext.backends import adapter
 from aiocache_ext.backends.adapter import backend_of
-from aiocache_ext.decorators._key_scope import install
+from aiocache_ext.streaming.store import SegmentStore
 
 from ..servers import MemcachedServer
 
@@ -61,15 +61,15 @@ async def test_keys_are_fitted_to_the_backends_own_limit(
     cache_factory: Callable[..., BaseCache], backend: str
 ) -> None:
     cache = cache_factory(namespace="fit")
-    install(cache)
+    store = SegmentStore(cache)
     long_key = "k" * 400
-    built = cache.build_key(long_key)
+    built = store.key(long_key)
     if backend == "memcached":
         assert len(built) == 250  # memcached refuses longer keys: a digest past it
     else:
         assert built.endswith(long_key)  # Redis and memory keep the key whole
-    assert await cache.set(long_key, "v")
-    assert await cache.get(long_key) == "v"
+    await store.put_segment(long_key, b"v", 60)
+    assert await store.get_segments([long_key]) == [b"v"]
 
 
 @pytest.mark.memcached
@@ -80,9 +80,9 @@ async def test_a_fallback_cache_fits_its_keys_to_its_primary(
     fallback = FallbackCache(primary=primary, namespace="fit")
     try:
         assert backend_of(fallback).max_key_bytes == 250
-        install(fallback)
-        assert await fallback.set("k" * 400, "v")
-        assert await fallback.get("k" * 400) == "v"
+        store = SegmentStore(fallback)
+        await store.put_segment("k" * 400, b"v", 60)
+        assert await store.get_segments(["k" * 400]) == [b"v"]
         assert fallback.state.value == "closed"  # memcached took the key: no outage
     finally:
         await fallback.close()

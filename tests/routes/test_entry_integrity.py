@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from aiocache_ext import CompressionSerializer, stream_cached
-from aiocache_ext.keys import host_suffix
+from aiocache_ext.key_parts import host_suffix
 from aiocache_ext.streaming.format import Manifest
 from aiocache_ext.streaming.integrity import Integrity
 from aiocache_ext.streaming.store import SegmentStore

@@ -5,40 +5,72 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from typing import Any
 
-from aiocache import Cache
+from aiocache import Cache, cached
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aiocache_ext.decorators._key_scope import install, key_scope, scoped_key, varied_headers
+from aiocache_ext.decorators._key_scope import adopt, decorator_of, key_scope, varied_headers
 from aiocache_ext.decorators._signature import EndpointSignature, take, take_request
 
 
-def test_only_the_calls_own_key_gets_the_scope_part() -> None:
-    cache, other = Cache(Cache.MEMORY), Cache(Cache.MEMORY)
-    install(cache)
-    assert cache.build_key("k") == "k"  # outside a scope: untouched
-    with key_scope(cache, "|v1", ("accept",)):
-        assert cache.build_key("k") == "k|v1"  # the first key built is the call's own
-        assert cache.build_key("k") == "k|v1"
-        assert cache.build_key("another") == "another"  # the endpoint's other cache calls
-        assert scoped_key(other, "k") == "k"  # another cache: untouched
-        assert varied_headers(cache) == ("accept",)
+async def route() -> None: ...
+
+
+def keyed(key: str, cache: object = Cache.MEMORY, namespace: str | None = None) -> Any:
+    """An aiocache ``cached`` decorator object whose key builder returns ``key``."""
+    return cached(cache=cache, namespace=namespace, key_builder=lambda f, *a, **k: key)
+
+
+def test_the_decorator_behind_a_route_is_found() -> None:
+    decorator = keyed("k")
+    assert decorator_of(decorator(route)) is decorator  # aiocache's own wrapper
+    assert decorator_of(route) is None
+
+
+def test_only_the_adopted_decorators_key_gets_the_scope_part() -> None:
+    decorator, other = keyed("k"), keyed("k")
+    decorator(route)
+    other(route)
+    build_key = decorator.cache.build_key
+    adopt(decorator)
+    assert decorator.get_cache_key(route, (), {}) == "k"  # outside a scope: untouched
+    with key_scope(decorator, "|v1", ("accept",)):
+        assert decorator.get_cache_key(route, (), {}) == "k|v1"
+        assert other.get_cache_key(route, (), {}) == "k"
+        assert varied_headers(decorator) == ("accept",)
         assert varied_headers(other) == ()
-        with key_scope(cache, "|v2", ("accept-language",)):  # nested: both parts
-            assert cache.build_key("inner") == "inner|v1|v2"
-            assert varied_headers(cache) == ("accept", "accept-language")
-    assert cache.build_key("k") == "k"
+        with key_scope(decorator, "|v2", ("accept-language",)):  # nested: both parts
+            assert decorator.get_cache_key(route, (), {}) == "k|v1|v2"
+            assert varied_headers(decorator) == ("accept", "accept-language")
+    assert decorator.get_cache_key(route, (), {}) == "k"
+    assert decorator.cache.build_key == build_key  # the cache, maybe shared: untouched
+
+
+def test_keys_are_fitted_to_the_backends_limit_with_the_namespace() -> None:
+    long_key = "x" * 400
+    on_memcached = keyed(long_key, Cache.MEMCACHED, namespace="n" * 30)
+    on_redis = keyed(long_key, Cache.REDIS, namespace="n" * 30)
+    for decorator in (on_memcached, on_redis):
+        decorator(route)
+        adopt(decorator)
+    with key_scope(on_memcached, "|v", ()):
+        fitted = on_memcached.get_cache_key(route, (), {})
+    assert len(on_memcached.cache.build_key(fitted)) == 250
+    assert fitted.startswith("x" * 100)
+    assert on_redis.get_cache_key(route, (), {}) == long_key  # Redis takes any length
 
 
 async def test_concurrent_calls_never_see_each_others_part() -> None:
-    cache = Cache(Cache.MEMORY)
-    install(cache)
+    decorator = keyed("k")
+    decorator(route)
+    adopt(decorator)
 
     async def call(part: str) -> str:
-        with key_scope(cache, part):
+        with key_scope(decorator, part, ()):
             await asyncio.sleep(0)
-            built: str = cache.build_key("k")
+            built: str = decorator.get_cache_key(route, (), {})
             return built
 
     assert await asyncio.gather(*(call(f"|{n}") for n in range(20))) == [
@@ -46,12 +78,13 @@ async def test_concurrent_calls_never_see_each_others_part() -> None:
     ]
 
 
-def test_install_wraps_build_key_once() -> None:
-    cache = Cache(Cache.MEMORY)
-    install(cache)
-    wrapped = cache.build_key
-    install(cache)
-    assert cache.build_key is wrapped
+def test_adopt_wraps_once() -> None:
+    decorator = keyed("k")
+    decorator(route)
+    adopt(decorator)
+    wrapped = decorator.get_cache_key
+    adopt(decorator)
+    assert decorator.get_cache_key is wrapped
 
 
 async def endpoint(item: int, request: Request, q: str = "", **extra: object) -> None:
