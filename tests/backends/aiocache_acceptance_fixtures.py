@@ -33,7 +33,9 @@ def reset_caches() -> None:
 async def _fallback_cache() -> AsyncIterator[BaseCache]:
     kind = Cache.REDIS if KIND == "redis" else Cache.MEMCACHED
     primary = Cache(kind, endpoint="127.0.0.1", port=PORT)
-    async with FallbackCache(primary=primary, namespace="test") as cache:
+    # A generous timeout: these tests check aiocache's API, and a busy machine must not
+    # turn a slow answer into an outage (the memory fallback answers some differently).
+    async with FallbackCache(primary=primary, namespace="test", primary_timeout=2.0) as cache:
         yield cache
         await asyncio.gather(*(cache.delete(k) for k in (*Keys, KEY_LOCK)))
 
