@@ -26,6 +26,16 @@ from .ttl import ONE_YEAR as ONE_YEAR
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``RedisCache`` and ``sentinel_master`` need the ``redis`` extra: imported on use."""
+    if name in ("RedisCache", "sentinel_master"):
+        from .backends import redis
+
+        return getattr(redis, name)
+    raise AttributeError(f"module 'aiocache_ext' has no attribute {name!r}")
+
+
 __all__ = [
     "ONE_DAY",
     "ONE_HOUR",
@@ -41,6 +51,7 @@ __all__ = [
     "FallbackCache",
     "KeyBuilder",
     "KeyBuilderError",
+    "RedisCache",
     "SerializerError",
     "SignatureError",
     "State",
@@ -48,6 +59,7 @@ __all__ = [
     "ValueTooLargeError",
     "invalidate",
     "key_builder",
+    "sentinel_master",
     "stream_cached",
     "vary_on_headers",
 ]

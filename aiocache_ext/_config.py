@@ -7,14 +7,20 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def import_class(path: str) -> type:
-    """``"package.module.Name"`` -> the class, with a clear error for a bad path."""
+def import_object(path: str) -> Any:
+    """``"package.module.name"`` -> the object, with a clear error for a bad path."""
     module, _, name = path.rpartition(".")
     if not module:
-        raise ValueError(
-            f"expected a dotted class path such as 'aiocache.RedisCache', got {path!r}"
-        )
+        raise ValueError(f"expected a dotted path such as 'aiocache.RedisCache', got {path!r}")
     found = getattr(importlib.import_module(module), name, None)
+    if found is None:
+        raise ValueError(f"{path!r} names nothing")
+    return found
+
+
+def import_class(path: str) -> type:
+    """``"package.module.Name"`` -> the class, with a clear error for a bad path."""
+    found = import_object(path)
     if not isinstance(found, type):
         raise ValueError(f"{path!r} does not name a class")
     return found

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -171,3 +172,69 @@ class MemcachedServer(Server):
     def ping(self, sock: socket.socket) -> bool:
         sock.sendall(b"version\r\n")
         return sock.recv(64).startswith(b"VERSION")
+
+
+class RedisCluster:
+    """A Redis Cluster of ``primaries`` primaries with one replica each, on free ports,
+    quick to fail over (node timeout 1 s, any replica may be promoted). Ready once every
+    node says ``cluster_state:ok`` and every replica's link to its primary is up: a
+    primary killed before its replica linked would never be failed over."""
+
+    def __init__(self, primaries: int = 3) -> None:
+        self.directory = tempfile.mkdtemp(prefix="aiocache-ext-cluster-")
+        self.nodes = [
+            RedisServer(options=[
+                "--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+                "--dir", self.directory,
+                "--cluster-config-file", f"nodes-{index}.conf",
+                "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
+                "--repl-diskless-sync-delay", "0",
+            ])
+            for index in range(primaries * 2)
+        ]  # fmt: skip
+
+    @property
+    def host(self) -> str:
+        return self.nodes[0].host
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [_binary("redis-cli"), "--cluster", "create",
+             *(f"{n.host}:{n.port}" for n in self.nodes),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        self.wait_ready()
+
+    def info(self, node: RedisServer, command: str) -> str:
+        result = subprocess.run(
+            [_binary("redis-cli"), "-h", node.host, "-p", str(node.port), *command.split()],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return result.stdout
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            live = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+            states = [self.info(n, "cluster info") for n in live]
+            replicas = [self.info(n, "info replication") for n in live]
+            linked = all("master_link_status:up" in r for r in replicas if "role:slave" in r)
+            if all("cluster_state:ok" in s for s in states) and linked:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"cluster not ready in {timeout}s")
+
+    def primaries(self) -> list[RedisServer]:
+        return [n for n in self.nodes if "role:master" in self.info(n, "info replication")]
+
+    def kill(self) -> None:
+        for node in self.nodes:
+            node.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)

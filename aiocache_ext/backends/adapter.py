@@ -103,9 +103,7 @@ class RedisBackend(Backend):
     async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
         """``SCAN MATCH`` + ``UNLINK`` in short steps (Redis serves others between them),
         never ``KEYS``."""
-        client = self.cache.client
-        text = prefix.decode() if isinstance(prefix, bytes) else str(prefix)
-        pattern = _GLOB_SPECIAL.sub(r"\\\1", text) + "*"
+        client, pattern = self.cache.client, _glob(prefix)
         dropped, cursor = 0, 0
         while True:
             cursor, keys = await step(client.scan(cursor, match=pattern, count=1000))
@@ -117,6 +115,34 @@ class RedisBackend(Backend):
 
     async def reconnect(self) -> None:
         await self.cache.client.connection_pool.disconnect()
+
+
+class RedisClusterBackend(RedisBackend):
+    """A Redis Cluster: each node has a pool of its own, and a prefix lives on every
+    primary (redis-py splits multi-key commands per slot)."""
+
+    @property
+    def pool(self) -> Any:
+        return None
+
+    async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
+        client, pattern = self.cache.client, _glob(prefix)
+        dropped = 0
+        for node in client.get_primaries():
+            cursor = 0
+            while True:
+                scan = client.scan(cursor=cursor, match=pattern, count=1000, target_nodes=node)
+                cursors, keys = await step(scan)
+                if keys:
+                    await step(client.unlink(*keys))
+                    dropped += len(keys)
+                cursor = cursors[node.name]
+                if not cursor:
+                    break
+        return dropped
+
+    async def reconnect(self) -> None:
+        """Nothing to do: the cluster client finds its nodes again on the next error."""
 
 
 class MemcachedBackend(Backend):
@@ -156,8 +182,15 @@ def backend_of(cache: BaseCache) -> Backend:
     return Backend(cache)
 
 
-_OPTIONAL: list[tuple[str, str, type[Backend]]] = [
-    ("aiocache.backends.redis", "RedisBackend", RedisBackend),
+def _redis(cache: BaseCache) -> Backend:
+    from redis.asyncio.cluster import RedisCluster
+
+    cluster = isinstance(cache.client, RedisCluster)
+    return RedisClusterBackend(cache) if cluster else RedisBackend(cache)
+
+
+_OPTIONAL: list[tuple[str, str, Callable[[BaseCache], Backend]]] = [
+    ("aiocache.backends.redis", "RedisBackend", _redis),
     ("aiocache.backends.memcached", "MemcachedBackend", MemcachedBackend),
 ]
 
@@ -169,6 +202,12 @@ def _optional_class(module: str, name: str) -> type | None:
     except ImportError:
         return None
     return found
+
+
+def _glob(prefix: Any) -> str:
+    """A ``SCAN MATCH`` pattern for keys starting with ``prefix``."""
+    text = prefix.decode() if isinstance(prefix, bytes) else str(prefix)
+    return _GLOB_SPECIAL.sub(r"\\\1", text) + "*"
 
 
 def _starts_with(key: Any, prefix: Any) -> bool:

@@ -28,7 +28,7 @@ from .integrity import PLAIN, Integrity
 #: Every record this module writes starts with ``FAMILY``: one of another version is
 #: never mistaken for a plain value, only refused.
 FAMILY = "aiocache_ext.stream/"
-MANIFEST_PREFIX = FAMILY + "2 "
+MANIFEST_PREFIX = FAMILY + "3 "
 _FAMILY_BYTES = FAMILY.encode()
 
 #: Not replayed: they describe one connection or one client (RFC 9110 Section 7.6.1),
@@ -181,8 +181,10 @@ def new_write_id() -> str:
 
 
 def segment_key(base_key: str, write_id: str, index: int) -> str:
-    """``<key>:<write id>:<index>``: derived from the route's key (see ``_key_scope``)."""
-    return f"{base_key}:{write_id}:{index}"
+    """``<key>:{<write id>}:<index>``: the write id is a Redis Cluster hash tag, so the
+    segments of one write share a slot (a replay batch is one ``MGET`` on one node)
+    while different entries spread over the cluster."""
+    return f"{base_key}:{{{write_id}}}:{index}"
 
 
 def header_values(raw_headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str]:

@@ -58,10 +58,10 @@ def test_a_sealed_record_is_refused_under_another_key_or_secret_or_unsigned() ->
     ("stored", "reason"),
     [
         ("aiocache_ext.stream/1 {}", "another format"),
-        ("aiocache_ext.stream/2 {not json", "corrupt stream record"),
-        ("aiocache_ext.stream/2 [1]", "not an object"),
-        ('aiocache_ext.stream/2 {"vary": []}', "corrupt vary index"),
-        ('aiocache_ext.stream/2 {"status": 200}', "corrupt stream manifest"),
+        ("aiocache_ext.stream/3 {not json", "corrupt stream record"),
+        ("aiocache_ext.stream/3 [1]", "not an object"),
+        ('aiocache_ext.stream/3 {"vary": []}', "corrupt vary index"),
+        ('aiocache_ext.stream/3 {"status": 200}', "corrupt stream manifest"),
     ],
 )
 def test_malformed_records_are_refused(stored: str, reason: str) -> None:
@@ -95,7 +95,7 @@ def test_segment_lengths_and_keys() -> None:
     entry = manifest()
     assert entry.segments == 3
     assert [entry.segment_length(i) for i in range(3)] == [4, 4, 2]
-    assert entry.segment_key("ns:key", 2) == "ns:key:w1:2"
+    assert entry.segment_key("ns:key", 2) == "ns:key:{w1}:2"
 
 
 def test_hop_by_hop_and_length_headers_are_not_stored() -> None:
