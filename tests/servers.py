@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -158,6 +159,77 @@ class RedisServer(Server):
     def ping(self, sock: socket.socket) -> bool:
         sock.sendall(b"PING\r\n")
         return sock.recv(64).startswith(b"+PONG")
+
+
+class TlsRedisServer(RedisServer):
+    """redis-server speaking TLS only, with a certificate for 127.0.0.1 signed by a
+    throwaway CA made with ``openssl`` (``ca`` is the CA file clients trust)."""
+
+    name = "redis-server (TLS)"
+
+    def __init__(self, options: Sequence[str] = ()) -> None:
+        super().__init__(options=options)
+        self.directory = tempfile.mkdtemp(prefix="aiocache-ext-tls-")
+        self.ca = os.path.join(self.directory, "ca.crt")
+        self._certificates()
+
+    def _certificates(self) -> None:
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.directory, check=True,
+                           capture_output=True, timeout=30)  # fmt: skip
+
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=aiocache-ext test CA",
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            f"/CN={self.host}",
+        )
+        with open(os.path.join(self.directory, "san.cnf"), "w") as san:
+            san.write(f"subjectAltName=IP:{self.host}\n")
+        openssl(
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.cnf",
+        )  # fmt: skip
+
+    def command(self) -> Sequence[str]:
+        plain = list(super().command())
+        plain[plain.index("--port") + 1] = "0"  # no plain-text port at all
+        files = {name: os.path.join(self.directory, name)
+                 for name in ("server.crt", "server.key", "ca.crt")}  # fmt: skip
+        return [*plain, "--tls-port", str(self.port), "--tls-cert-file", files["server.crt"],
+                "--tls-key-file", files["server.key"], "--tls-ca-cert-file", files["ca.crt"],
+                "--tls-auth-clients", "no"]  # fmt: skip
+
+    def ping(self, sock: socket.socket) -> bool:
+        context = ssl.create_default_context(cafile=self.ca)
+        with context.wrap_socket(sock, server_hostname=self.host) as tls:
+            tls.sendall(b"PING\r\n")
+            return tls.recv(64).startswith(b"+PONG")
+
+    def kill(self) -> None:
+        super().kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class MemcachedServer(Server):

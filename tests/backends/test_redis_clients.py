@@ -20,7 +20,7 @@ from starlette.routing import Route
 from aiocache_ext import RedisCache, invalidate, stream_cached
 
 from ..helpers import client_for
-from ..servers import RedisServer
+from ..servers import RedisServer, TlsRedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -116,3 +116,32 @@ async def test_a_client_passed_in_stays_open_and_one_from_a_dict_is_closed(
     finally:
         caches._caches = {}
         caches.set_config({"default": {"cache": "aiocache.SimpleMemoryCache"}})
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[TlsRedisServer]:
+    started = TlsRedisServer()
+    started.start()
+    try:
+        yield started
+    finally:
+        started.kill()
+
+
+async def test_tls_with_an_acl_user(tls_server: TlsRedisServer) -> None:
+    admin = Redis(host=tls_server.host, port=tls_server.port, ssl=True,
+                  ssl_ca_certs=tls_server.ca)  # fmt: skip
+    await admin.acl_setuser(
+        "app", enabled=True, passwords=["+app-secret"], keys=["app:*"],
+        commands=["+@all", "-@dangerous"],
+    )  # fmt: skip
+    untrusted = Redis(host=tls_server.host, port=tls_server.port, ssl=True)
+    with pytest.raises(redis.exceptions.ConnectionError, match="certificate verify failed"):
+        await untrusted.ping()  # the server's certificate is checked, so TLS is real
+    client = Redis(host=tls_server.host, port=tls_server.port, ssl=True,
+                   ssl_ca_certs=tls_server.ca, username="app", password="app-secret")  # fmt: skip
+    try:
+        assert await hit_after_miss(RedisCache(client=client, namespace="app")) == [1, 1]
+    finally:
+        for opened in (admin, untrusted, client):
+            await opened.aclose()
