@@ -310,3 +310,64 @@ class RedisCluster:
         for node in self.nodes:
             node.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class RedisSentinelSet:
+    """A primary, a replica and one ``redis-server --sentinel`` watching them (quorum 1,
+    down after 1 s), on free ports: killing the primary promotes the replica."""
+
+    service = "mymaster"
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="aiocache-ext-sentinel-")
+        self.primary = RedisServer()
+        self.replica = RedisServer()
+        self.sentinel_port = free_port()
+        self.sentinel: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.primary.start()
+        self.replica.options = ["--replicaof", self.primary.host, str(self.primary.port)]
+        self.replica.start()
+        config = os.path.join(self.directory, "sentinel.conf")
+        with open(config, "w") as out:
+            out.write(
+                f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                f"sentinel monitor {self.service} {self.primary.host} {self.primary.port} 1\n"
+                f"sentinel down-after-milliseconds {self.service} 1000\n"
+                f"sentinel failover-timeout {self.service} 5000\n"
+            )
+        self.sentinel = subprocess.Popen(
+            [_binary("redis-server"), config, "--sentinel"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.master_port() == self.primary.port and self.replica_linked():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("sentinel set not ready")
+
+    def _cli(self, port: int, *command: str) -> str:
+        result = subprocess.run(
+            [_binary("redis-cli"), "-h", "127.0.0.1", "-p", str(port), *command],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return result.stdout
+
+    def master_port(self) -> int | None:
+        """The master's port as the sentinel reports it."""
+        reply = self._cli(self.sentinel_port, "sentinel", "get-master-addr-by-name", self.service)
+        lines = reply.split()
+        return int(lines[1]) if len(lines) == 2 else None
+
+    def replica_linked(self) -> bool:
+        return "master_link_status:up" in self._cli(self.replica.port, "info", "replication")
+
+    def kill(self) -> None:
+        if self.sentinel is not None and self.sentinel.poll() is None:
+            self.sentinel.kill()
+            self.sentinel.wait(timeout=10)
+        self.primary.kill()
+        self.replica.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)

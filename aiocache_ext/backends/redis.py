@@ -23,6 +23,19 @@ from .._config import import_object
 from .adapter import backend_of
 
 
+class SentinelMaster(Redis):
+    """The client of a Sentinel-watched master: closing it also closes its connections
+    to the sentinels (redis-py leaves those open)."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
+    close = aclose  # aiocache calls close()
+
+
 def sentinel_master(
     sentinels: list[tuple[str, int]] | list[list[Any]],
     service_name: str,
@@ -36,7 +49,7 @@ def sentinel_master(
         sentinel_kwargs=dict(sentinel_kwargs or {}),
         **connection_kwargs,
     )
-    master: Redis = sentinel.master_for(service_name)
+    master: Redis = sentinel.master_for(service_name, redis_class=SentinelMaster)
     return master
 
 

@@ -150,7 +150,7 @@ async def test_invalidate_reaches_every_primary(cache: RedisCache, cluster: Clus
 
 
 async def test_fallback_cache_over_a_cluster(cache: RedisCache) -> None:
-    fallback = FallbackCache(primary=cache, namespace="f")
+    fallback = FallbackCache(primary=cache, namespace="f", primary_timeout=1.0)
     assert await fallback.set("k", "v")
     assert await fallback.get("k") == "v"
     assert await cache.get("k", namespace="f") == "v"  # on the cluster, not in memory
