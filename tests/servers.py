@@ -125,18 +125,19 @@ class Server:
 
     def _end(self, sig: signal.Signals) -> None:
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        try:
-            os.kill(process.pid, signal.SIGCONT)  # a paused process cannot handle SIGTERM
-            os.kill(process.pid, sig)
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        if process.stderr:
+        if process.poll() is None:
+            try:
+                os.kill(process.pid, signal.SIGCONT)  # a paused process cannot handle SIGTERM
+                os.kill(process.pid, sig)
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if process.stderr:  # also when it had already exited (a failed start)
             process.stderr.close()
 
     def __repr__(self) -> str:

@@ -34,14 +34,14 @@ def server() -> Iterator[RedisServer]:
     socket_dir = tempfile.mkdtemp(prefix="aiocache-ext-sock-")
     started = RedisServer(options=["--unixsocket", os.path.join(socket_dir, "redis.sock"),
                                    "--unixsocketperm", "700"])  # fmt: skip
-    started.start()
-    admin = redis.Redis(host=started.host, port=started.port)
-    admin.acl_setuser(
-        "app", enabled=True, passwords=["+app-secret"], keys=["app:*"],
-        commands=["+@all", "-@dangerous"],
-    )  # fmt: skip
-    admin.close()
-    try:
+    try:  # a server that fails to start is ended too (no process or pipe left behind)
+        started.start()
+        admin = redis.Redis(host=started.host, port=started.port)
+        admin.acl_setuser(
+            "app", enabled=True, passwords=["+app-secret"], keys=["app:*"],
+            commands=["+@all", "-@dangerous"],
+        )  # fmt: skip
+        admin.close()
         yield started
     finally:
         started.kill()
@@ -121,8 +121,8 @@ async def test_a_client_passed_in_stays_open_and_one_from_a_dict_is_closed(
 @pytest.fixture(scope="module")
 def tls_server() -> Iterator[TlsRedisServer]:
     started = TlsRedisServer()
-    started.start()
-    try:
+    try:  # a server that fails to start is ended too (no process or pipe left behind)
+        started.start()
         yield started
     finally:
         started.kill()
