@@ -46,6 +46,7 @@ class SegmentStore:
         self._guard = Guard(self.backend)
         prefix = cache.build_key("", namespace=namespace)
         self._prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
+        self._limit = self.backend.max_key_bytes
         self._token_key = self.key(TOKEN_KEY)  # built once: every hit reads it
         self._lookups: dict[str, asyncio.Future[tuple[Any, str | None]]] = {}
 
@@ -145,11 +146,13 @@ class SegmentStore:
 
     def key(self, key: str) -> Any:
         """``key`` as the backend stores it: fitted, in the namespace."""
-        return self.cache.build_key(self.fit(key), namespace=self.namespace)
+        if self._limit is not None:  # memcached; every hit builds keys, so not otherwise
+            key = self.fit(key)
+        return self.cache.build_key(key, namespace=self.namespace)
 
     def fit(self, key: str) -> str:
         """``key`` within the backend's limit once the namespace is prepended."""
-        return fit(key, self._prefix_bytes, self.backend.max_key_bytes)
+        return fit(key, self._prefix_bytes, self._limit)
 
     def expiry(self, ttl: float | None) -> Any:
         """``ttl`` as this backend takes it: memcached wants whole seconds (rounded up)."""
