@@ -13,6 +13,7 @@ subclasses are recognised too; anything else gets the generic answers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
-from ..backend_keys import MEMCACHED_MAX_KEY_BYTES
+from ..backend_keys import MEMCACHED_MAX_KEY_BYTES, fit
 from ..ttl import memcached_expiry
 
 T = TypeVar("T")
@@ -56,6 +57,17 @@ class Backend:
     def expiry(self, ttl: float | None) -> Any:
         """``ttl`` as this backend takes it."""
         return ttl
+
+    def key_fitter(self, namespace: str | None = None) -> Callable[[str], str]:
+        """What makes a key fit this backend's limit once ``namespace`` (``None``: the
+        cache's own) is prepended; the identity where there is no limit (every hit
+        builds keys)."""
+        limit = self.max_key_bytes
+        if limit is None:
+            return _same_key
+        prefix = self.cache.build_key("", namespace=namespace)
+        prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
+        return functools.partial(fit, prefix_bytes=prefix_bytes, limit=limit)
 
     async def ping(self) -> None:
         await self.cache._exists(self.cache.build_key("aiocache_ext:probe"))
@@ -202,6 +214,10 @@ def _optional_class(module: str, name: str) -> type | None:
     except ImportError:
         return None
     return found
+
+
+def _same_key(key: str) -> str:
+    return key
 
 
 def _glob(prefix: Any) -> str:

@@ -21,7 +21,6 @@ from typing import Any
 
 from aiocache import cached
 
-from ..backend_keys import fit
 from ..backends.adapter import backend_of
 
 
@@ -74,17 +73,14 @@ def adopt(decorator: Any) -> None:
     if getattr(decorator, "_aiocache_ext_adopted", False):
         return
     original = decorator.get_cache_key
-    cache = decorator.cache
-    limit = backend_of(cache).max_key_bytes
-    prefix = cache.build_key("")
-    prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
+    fitted = backend_of(decorator.cache).key_fitter()
 
     def get_cache_key(f: Callable[..., Any], args: Any, kwargs: Any) -> str:
         key: str = original(f, args, kwargs)
         scope = _scope.get()
         if scope is not None and scope.decorator is decorator:
             key += scope.part
-        return fit(key, prefix_bytes, limit)
+        return fitted(key)
 
     decorator.get_cache_key = get_cache_key
     decorator._aiocache_ext_adopted = True

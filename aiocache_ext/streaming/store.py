@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from aiocache.base import BaseCache
 
 from .._tasks import Guard
-from ..backend_keys import fit
 from ..backends.adapter import backend_of
 from ..backends.namespaces import TOKEN_KEY, new_token
 from .format import Manifest, VaryIndex, is_record, parse_record
@@ -44,9 +43,8 @@ class SegmentStore:
         self._local = self.backend.local
         self._timeout = None if self._local else cache.timeout
         self._guard = Guard(self.backend)
-        prefix = cache.build_key("", namespace=namespace)
-        self._prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
-        self._limit = self.backend.max_key_bytes
+        #: ``key`` within the backend's limit once the namespace is prepended.
+        self.fit = self.backend.key_fitter(namespace)
         self._token_key = self.key(TOKEN_KEY)  # built once: every hit reads it
         self._lookups: dict[str, asyncio.Future[tuple[Any, str | None]]] = {}
 
@@ -146,13 +144,7 @@ class SegmentStore:
 
     def key(self, key: str) -> Any:
         """``key`` as the backend stores it: fitted, in the namespace."""
-        if self._limit is not None:  # memcached; every hit builds keys, so not otherwise
-            key = self.fit(key)
-        return self.cache.build_key(key, namespace=self.namespace)
-
-    def fit(self, key: str) -> str:
-        """``key`` within the backend's limit once the namespace is prepended."""
-        return fit(key, self._prefix_bytes, self._limit)
+        return self.cache.build_key(self.fit(key), namespace=self.namespace)
 
     def expiry(self, ttl: float | None) -> Any:
         """``ttl`` as this backend takes it: memcached wants whole seconds (rounded up)."""
