@@ -279,14 +279,28 @@ class RedisCluster:
         )  # fmt: skip
         return result.stdout
 
+    def live(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+
+    def healthy(self) -> bool:
+        """Whether every live node says ``cluster_state:ok`` and sees every primary that
+        serves slots connected and not failed (a killed primary's slots moved)."""
+        for node in self.live():
+            if "cluster_state:ok" not in self.info(node, "cluster info"):
+                return False
+            for line in self.info(node, "cluster nodes").splitlines():
+                fields = line.split()
+                serving = len(fields) > 8 and "master" in fields[2]
+                if serving and ("fail" in fields[2] or fields[7] != "connected"):
+                    return False
+        return True
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            live = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
-            states = [self.info(n, "cluster info") for n in live]
-            replicas = [self.info(n, "info replication") for n in live]
+            replicas = [self.info(n, "info replication") for n in self.live()]
             linked = all("master_link_status:up" in r for r in replicas if "role:slave" in r)
-            if all("cluster_state:ok" in s for s in states) and linked:
+            if linked and self.healthy():
                 return
             time.sleep(0.1)
         raise RuntimeError(f"cluster not ready in {timeout}s")

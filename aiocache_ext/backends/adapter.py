@@ -6,8 +6,11 @@ say lives here, one class per backend: whether the cache is in-process (no timeo
 arm, reads free to share), whether a call may be cancelled halfway (never on
 memcached), the longest key, how a ttl is given, the finite connection pool a burst
 must queue for, how to ping, how to delete many keys or a whole prefix, and how to drop
-pooled connections a restart killed. A backend is recognised by its aiocache class, so
-subclasses are recognised too; anything else gets the generic answers.
+pooled connections a restart killed. Deleting a prefix spares the segments of stored
+streams for ``SEGMENT_GRACE`` (they are given that long to expire): a replay under way
+when its entry was invalidated still finishes whole. A backend is recognised by its
+aiocache class, so subclasses are recognised too; anything else gets the generic
+answers.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.base import BaseCache
 
 from ..backend_keys import MEMCACHED_MAX_KEY_BYTES, fit
+from ..streaming.format import SEGMENT_GRACE, is_segment_key
 from ..ttl import memcached_expiry
 
 T = TypeVar("T")
@@ -48,6 +52,15 @@ class Backend:
 
     def __init__(self, cache: BaseCache) -> None:
         self.cache = cache
+
+    @property
+    def sources(self) -> list[BaseCache]:
+        """Where a stored stream's segments are read from, in order of preference."""
+        return [self.cache]
+
+    async def empty(self) -> None:
+        """Drop every key (``FallbackCache`` empties its fallback after an outage)."""
+        await self.cache._clear(None)
 
     @property
     def pool(self) -> Any:
@@ -91,11 +104,21 @@ class MemoryBackend(Backend):
     local = True
 
     async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
-        store = self.cache._cache
-        matching = [k for k in list(store) if _starts_with(k, prefix)]
-        for key in matching:
-            await self.cache._delete(key)
+        matching = [k for k in list(self.cache._cache) if _starts_with(k, prefix)]
+        await self._drop(matching)
         return len(matching)
+
+    async def empty(self) -> None:
+        """Every key, but segments expire within ``SEGMENT_GRACE``. No call yields: no
+        operation can slip in while it runs."""
+        await self._drop(list(self.cache._cache))
+
+    async def _drop(self, keys: list[Any]) -> None:
+        for key in keys:
+            if is_segment_key(key):
+                await self.cache._expire(key, SEGMENT_GRACE)
+            else:
+                await self.cache._delete(key)
 
 
 class RedisBackend(Backend):
@@ -119,11 +142,23 @@ class RedisBackend(Backend):
         dropped, cursor = 0, 0
         while True:
             cursor, keys = await step(client.scan(cursor, match=pattern, count=1000))
-            if keys:
-                await step(client.unlink(*keys))
-                dropped += len(keys)
+            dropped += await self._drop(keys, step)
             if not cursor:
                 return dropped
+
+    async def _drop(self, keys: list[bytes], step: Step) -> int:
+        """``UNLINK`` the keys, except segments: those expire within ``SEGMENT_GRACE``
+        (one pipeline, no transaction: on a cluster, grouped per node)."""
+        segments = [k for k in keys if is_segment_key(k)]
+        others = [k for k in keys if not is_segment_key(k)]
+        if others:
+            await step(self.cache.client.unlink(*others))
+        if segments:
+            async with self.cache.client.pipeline(transaction=False) as pipe:
+                for key in segments:
+                    pipe.expire(key, int(SEGMENT_GRACE))
+                await step(pipe.execute())
+        return len(keys)
 
     async def reconnect(self) -> None:
         await self.cache.client.connection_pool.disconnect()
@@ -145,16 +180,22 @@ class RedisClusterBackend(RedisBackend):
             while True:
                 scan = client.scan(cursor=cursor, match=pattern, count=1000, target_nodes=node)
                 cursors, keys = await step(scan)
-                if keys:
-                    await step(client.unlink(*keys))
-                    dropped += len(keys)
+                dropped += await self._drop(keys, step)
                 cursor = cursors[node.name]
                 if not cursor:
                     break
         return dropped
 
+    async def ping(self) -> None:
+        """The whole cluster answers: its map read again (a replica promoted since is a
+        primary now, a killed primary gone), then every primary pinged."""
+        from redis.asyncio.cluster import RedisCluster
+
+        await self.cache.client.nodes_manager.initialize()
+        await self.cache.client.ping(target_nodes=RedisCluster.PRIMARIES)
+
     async def reconnect(self) -> None:
-        """Nothing to do: the cluster client finds its nodes again on the next error."""
+        """Nothing to do: ``ping`` read the cluster's map again."""
 
 
 class MemcachedBackend(Backend):
@@ -178,6 +219,13 @@ class RoutedBackend(Backend):
     def __init__(self, cache: BaseCache, primary: BaseCache) -> None:
         super().__init__(cache)
         self.max_key_bytes = backend_of(primary).max_key_bytes
+        self.tiers = [primary, *[t for t in [getattr(cache, "fallback", None)] if t is not None]]
+
+    @property
+    def sources(self) -> list[BaseCache]:
+        """The routed cache, then each tier directly: the breaker may switch tiers while
+        a replay reads, and segments are checked, so wherever they are is good."""
+        return [self.cache, *self.tiers]
 
 
 def backend_of(cache: BaseCache) -> Backend:

@@ -19,6 +19,10 @@ try:
     import redis.exceptions as _redis_errors
 
     OUTAGE_ERRORS += (_redis_errors.ConnectionError, _redis_errors.TimeoutError)
+    # A Redis Cluster that lost a primary: CLUSTERDOWN (MASTERDOWN) and TRYAGAIN replies
+    # until a replica is promoted, or a slot no known node serves.
+    OUTAGE_ERRORS += (_redis_errors.ClusterDownError, _redis_errors.TryAgainError)
+    OUTAGE_ERRORS += (_redis_errors.SlotNotCoveredError,)
     if hasattr(_redis_errors, "MaxConnectionsError"):  # redis-py 6+
         NOT_OUTAGES += (_redis_errors.MaxConnectionsError,)
 except ImportError:  # pragma: no cover - the redis extra is not installed

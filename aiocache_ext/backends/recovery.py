@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from aiocache.base import BaseCache
 
 from .._log import log_once
-from .adapter import Backend
+from .adapter import Backend, backend_of
 from .breaker import Breaker, State
 from .errors import is_outage
 from .journal import EVERYTHING, Journal
@@ -98,9 +98,9 @@ class Recovery:
             await self._drain()
             await asyncio.sleep(max(0.0, hold_until - asyncio.get_running_loop().time()))
             await self._drain()  # what was written on the fallback during the hold
-            # In-process memory: clearing it does not yield, so no operation can slip in
+            # In-process memory: emptying it does not yield, so no operation can slip in
             # between the last replay and the switch back to the primary.
-            await self.fallback._clear(None)
+            await backend_of(self.fallback).empty()
         except Exception as exc:  # the primary failed again: stay on the fallback
             self.breaker.failure()
             self._changed(State.RECOVERING, State.OPEN, exc)

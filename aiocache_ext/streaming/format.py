@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -185,6 +186,20 @@ def segment_key(base_key: str, write_id: str, index: int) -> str:
     segments of one write share a slot (a replay batch is one ``MGET`` on one node)
     while different entries spread over the cluster."""
     return f"{base_key}:{{{write_id}}}:{index}"
+
+
+_SEGMENT_KEY = re.compile(rb":\{[0-9a-f]{16}\}:[0-9]+\Z")
+
+#: How long a segment may outlive what pointed at it: segments are written to live this
+#: much longer than their entry, and a replaced or invalidated entry's segments are
+#: given this long to go, so a replay under way when it went still finishes.
+SEGMENT_GRACE = 60.0
+
+
+def is_segment_key(key: str | bytes) -> bool:
+    """Whether a backend key is a segment's (``segment_key``), which a replay under way
+    may still be reading: those are let expire within ``SEGMENT_GRACE``, not deleted."""
+    return _SEGMENT_KEY.search(key.encode() if isinstance(key, str) else key) is not None
 
 
 def header_values(raw_headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str]:

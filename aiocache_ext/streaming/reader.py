@@ -16,6 +16,9 @@ DEFAULT_BATCH = 8
 #: Batches fetched ahead of the one being sent.
 READ_AHEAD = 2
 
+#: Backoff between rounds of a segment read that failed (seconds).
+RETRY_FIRST, RETRY_MAX = 0.05, 1.0
+
 
 class MissingSegmentError(AiocacheExtError):
     """A segment of a committed entry is gone (expired, evicted) or has the wrong size."""
@@ -32,14 +35,38 @@ class SegmentReader:
         self.key = key
         self.manifest = manifest
         self.batch = batch
+        #: Once the first batch is sent, a batch that cannot be reached is waited for up
+        #: to the cache's timeout (a miss is no longer possible); before, not at all.
+        self.patience = float(store.cache.timeout or 0.0)
 
-    async def fetch(self, start: int) -> list[bytes]:
-        """Segments ``start .. start + batch``; raises ``MissingSegmentError``."""
+    async def fetch(self, start: int, patience: float = 0.0) -> list[bytes]:
+        """Segments ``start .. start + batch``; raises ``MissingSegmentError``.
+
+        Each source the store has is tried in turn (a ``FallbackCache`` may switch tiers
+        while a replay reads). Where a source failed (unreachable, or its client broken
+        by a topology change), the round is tried again, with backoff, for up to
+        ``patience`` seconds: the time a Redis Cluster or Sentinel takes to promote the
+        replica that holds the same segments. Whatever comes back is checked, so trying
+        again is always safe."""
         indexes = range(start, min(start + self.batch, self.manifest.segments))
-        values = await self.store.get_segments(
-            [self.manifest.segment_key(self.key, i) for i in indexes]
-        )
-        return self._checked(start, values)
+        keys = [self.manifest.segment_key(self.key, i) for i in indexes]
+        loop = asyncio.get_running_loop()
+        give_up, delay = loop.time() + patience, RETRY_FIRST
+        while True:
+            failed: Exception | None = None
+            for source in range(self.store.sources):
+                try:
+                    return self._checked(start, await self.store.get_segments(keys, source))
+                except MissingSegmentError as exc:
+                    missing = exc
+                except Exception as exc:
+                    failed = exc
+            if failed is None:
+                raise missing
+            if loop.time() + delay > give_up:
+                raise MissingSegmentError(f"segments of {self.key!r} unreadable") from failed
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
 
     def _checked(self, start: int, values: list[bytes | None]) -> list[bytes]:
         check = self.store.integrity.segment_check
@@ -65,7 +92,7 @@ class SegmentReader:
         try:
             while True:
                 while len(ahead) < READ_AHEAD and start < self.manifest.segments:
-                    ahead.append(asyncio.ensure_future(self.fetch(start)))
+                    ahead.append(asyncio.ensure_future(self.fetch(start, self.patience)))
                     start += self.batch
                 for segment in batch:
                     yield segment

@@ -22,7 +22,7 @@ from aiocache.base import BaseCache
 from .._tasks import Guard
 from ..backends.adapter import backend_of
 from ..backends.namespaces import TOKEN_KEY, new_token
-from .format import Manifest, VaryIndex, is_record, parse_record
+from .format import SEGMENT_GRACE, Manifest, VaryIndex, is_record, parse_record
 from .integrity import PLAIN, Integrity
 
 T = TypeVar("T")
@@ -43,6 +43,7 @@ class SegmentStore:
         self._local = self.backend.local
         self._timeout = None if self._local else cache.timeout
         self._guard = Guard(self.backend)
+        self._sources = self.backend.sources
         #: ``key`` within the backend's limit once the namespace is prepended.
         self.fit = self.backend.key_fitter(namespace)
         self._token_key = self.key(TOKEN_KEY)  # built once: every hit reads it
@@ -125,11 +126,18 @@ class SegmentStore:
             self.fit(key), text, ttl=self.expiry(ttl), dumps_fn=_identity, namespace=self.namespace
         )
 
-    async def get_segments(self, keys: Sequence[str]) -> list[bytes | None]:
+    @property
+    def sources(self) -> int:
+        """How many places segments may be read from (``get_segments(source=...)``)."""
+        return len(self._sources)
+
+    async def get_segments(self, keys: Sequence[str], source: int = 0) -> list[bytes | None]:
+        """Segments from the cache (``source`` 0), or from one tier of a routing cache."""
         if not keys:
             return []
         built = [self.key(k) for k in keys]
-        values: list[Any] = await self._timed(self.cache._multi_get(built, encoding=None))
+        call = self._sources[source]._multi_get(built, encoding=None)
+        values: list[Any] = await self._timed(call)
         return [None if v is None else bytes(v) for v in values]
 
     async def put_segment(self, key: str, data: bytes, ttl: float | None) -> None:
@@ -171,12 +179,8 @@ def _text(raw: Any) -> str | None:
     return raw.decode("latin-1") if isinstance(raw, (bytes, bytearray)) else str(raw)
 
 
-#: Segments are written to live this much longer than their entry, so that a stream
-#: taking up to this long still leaves every segment alive for the entry's whole life
-#: from its commit (a longer stream has its segments extended at commit).
-SEGMENT_GRACE = 60.0
-
-
 def segment_ttl(ttl: float | None) -> float | None:
-    """How long a segment is written to live."""
+    """How long a segment is written to live: ``SEGMENT_GRACE`` longer than its entry,
+    so a stream taking up to that long still leaves every segment alive for the entry's
+    whole life from its commit (a longer stream has its segments extended at commit)."""
     return None if ttl is None else ttl + SEGMENT_GRACE

@@ -19,6 +19,7 @@ from ..http.cache_control import parse_cache_control
 from ..http.etag import strong_etag
 from ..http.vary import parse_vary
 from .format import (
+    SEGMENT_GRACE,
     Manifest,
     Segmenter,
     VaryIndex,
@@ -27,7 +28,7 @@ from .format import (
     segment_key,
     stored_headers,
 )
-from .store import SEGMENT_GRACE, SegmentStore, segment_ttl
+from .store import SegmentStore, segment_ttl
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 

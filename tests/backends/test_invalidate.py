@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from aiocache_ext import FallbackCache, invalidate, key_builder, stream_cached
+from aiocache_ext import FallbackCache, State, invalidate, key_builder, stream_cached
 
 from ..helpers import client_for
 from ..servers import RedisServer
@@ -190,3 +191,92 @@ async def test_a_write_begun_before_an_invalidation_never_shows_after_it(
         assert (await old).content == b"data v1, end"
         after = await client.get("/")
     assert (after.headers["x-cache"], after.content) == ("MISS", b"data v2, end")
+
+
+async def replay_interrupted(app: Any, path: str, midway: Callable[[], Awaitable[Any]]) -> bytes:
+    """The body of GET ``path``, with ``midway()`` run once the first part is sent (the
+    client is slow: the rest is read from the cache afterwards)."""
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "headers": [(b"host", b"test")], "scheme": "http",
+             "http_version": "1.1", "root_path": "", "client": ("c", 1),
+             "server": ("t", 80)}  # fmt: skip
+    body: list[bytes] = []
+    requested = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if requested.is_set():
+            await asyncio.Event().wait()  # the client stays: cancelled when the app ends
+        requested.set()
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+            if len(body) == 1:
+                await midway()
+
+    await app(scope, receive, send)
+    return b"".join(body)
+
+
+LONG = bytes(range(256)) * 256  # 64 segments of 1 KiB: batches beyond the read-ahead
+
+
+def long_app(cache: BaseCache, calls: list[int]) -> Starlette:
+    @stream_cached(cache=cache, ttl=60, key="long", segment_size=1024)
+    async def route(request: Request) -> StreamingResponse:
+        calls.append(1)
+        return StreamingResponse(iter([LONG[i : i + 5000] for i in range(0, len(LONG), 5000)]))
+
+    return Starlette(routes=[Route("/", route)])
+
+
+async def test_an_invalidation_during_a_replay_leaves_it_whole(cache: BaseCache) -> None:
+    calls: list[int] = []
+    app = long_app(cache, calls)
+    async with client_for(app) as client:
+        assert (await client.get("/")).content == LONG
+        assert (await client.get("/")).headers["x-cache"] == "HIT"
+    replayed = await replay_interrupted(app, "/", lambda: invalidate(namespace="test", cache=cache))
+    assert replayed == LONG
+    assert calls == [1]
+    async with client_for(app) as client:
+        after = await client.get("/")
+    assert (after.content, after.headers["x-cache"]) == (LONG, "MISS")  # it took
+
+
+@pytest.mark.redis
+async def test_a_fallback_switch_during_a_replay_leaves_it_whole(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    """A replay that began on Redis goes on while the breaker opens (the segments are
+    still there), and one that began on the fallback goes on after the recovery empties
+    it: each reads its segments wherever they are."""
+    from aiocache import Cache
+
+    server = redis_factory()
+    primary = Cache(Cache.REDIS, endpoint=server.host, port=server.port)
+    closed = asyncio.Event()
+    cache = FallbackCache(
+        primary=primary, namespace="fb", probe_min=2.0, probe_max=2.0, recovery_hold=0,
+        on_state_change=lambda old, new, error: closed.set() if new is State.CLOSED else None,
+    )  # fmt: skip
+    calls: list[int] = []
+    app = long_app(cache, calls)
+    try:
+        async with client_for(app) as client:
+            assert (await client.get("/")).content == LONG
+
+        async def breaker_opens() -> None:
+            cache._recovery.trip(ConnectionError("switch"))  # as a failed call would
+
+        assert await replay_interrupted(app, "/", breaker_opens) == LONG
+        assert cache.state is not State.CLOSED
+        async with client_for(app) as client:  # stored in the fallback meanwhile
+            assert (await client.get("/")).content == LONG
+
+        assert await replay_interrupted(app, "/", closed.wait) == LONG
+        assert cache.state is State.CLOSED
+        assert calls == [1, 1]
+    finally:
+        await cache.close()

@@ -11,7 +11,10 @@ from aiocache_ext.streaming.format import (
     Segmenter,
     VaryIndex,
     is_record,
+    is_segment_key,
+    new_write_id,
     parse_record,
+    segment_key,
     stored_headers,
 )
 from aiocache_ext.streaming.integrity import PLAIN, Integrity
@@ -114,3 +117,11 @@ def test_the_segmenter_cuts_exact_segments_whatever_the_chunks(chunks: list[byte
     assert all(len(s) == 4 for s in out)
     assert b"".join(out) + (last or b"") == whole
     assert last == (whole[len(out) * 4 :] or None)
+
+
+def test_segment_keys_are_told_apart_from_other_keys() -> None:
+    key = segment_key("app:/item|host:http://t", new_write_id(), 12)
+    assert is_segment_key(key) and is_segment_key(key.encode())
+    others = ["app:/item", "app:__aiocache_ext_token__", "app:x:{abc}:1",
+              "app:x:{0123456789abcdef}:", key + ":extra", key[:-2]]  # fmt: skip
+    assert not any(is_segment_key(k) for k in others)
