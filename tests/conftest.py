@@ -1,7 +1,7 @@
 """Fixtures: real redis-server / memcached processes and the backend matrix.
 
-``cache`` is parametrised over memory, Redis and memcached, so a behaviour test written
-once runs on all three. The servers are session-scoped and flushed after each test;
+``cache`` is parametrised over memory, Redis, memcached and Valkey, so a behaviour test
+written once runs on each. The servers are session-scoped and flushed after each test;
 fault tests take a server of their own from ``redis_factory``/``memcached_factory``.
 """
 
@@ -19,12 +19,13 @@ from aiocache.base import BaseCache
 from aiocache_ext import _log
 
 from .helpers import same_server
-from .servers import MemcachedServer, RedisServer, Server
+from .servers import MemcachedServer, RedisServer, Server, ValkeyServer
 
 BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
     pytest.param("memcached", id="memcached", marks=pytest.mark.memcached),
+    pytest.param("valkey", id="valkey", marks=pytest.mark.redis),  # Redis's protocol
 ]
 
 _STARTED: list[Server] = []
@@ -62,6 +63,16 @@ def _flush(server: Server, command: bytes) -> None:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
+    _start(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[ValkeyServer]:
+    server = ValkeyServer()
     _start(server)
     try:
         yield server
@@ -109,8 +120,8 @@ def make_cache(backend: str, request: pytest.FixtureRequest, **kwargs: Any) -> B
     """An aiocache cache of ``backend`` on the session's servers."""
     if backend == "memory":
         return Cache(Cache.MEMORY, **kwargs)
-    if backend == "redis":
-        server: Server = request.getfixturevalue("redis_server")
+    if backend in ("redis", "valkey"):
+        server: Server = request.getfixturevalue(f"{backend}_server")
         return Cache(Cache.REDIS, endpoint=server.host, port=server.port, **kwargs)
     if backend == "memcached":
         server = request.getfixturevalue("memcached_server")
@@ -123,8 +134,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The backend name; the servers it uses are flushed after the test."""
     name: str = request.param
     yield name
-    if name == "redis":
-        _flush(request.getfixturevalue("redis_server"), b"FLUSHALL\r\n")
+    if name in ("redis", "valkey"):
+        _flush(request.getfixturevalue(f"{name}_server"), b"FLUSHALL\r\n")
     elif name == "memcached":
         _flush(request.getfixturevalue("memcached_server"), b"flush_all\r\n")
 

