@@ -13,7 +13,9 @@ from pathlib import Path
 from _common import machine, table
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["compression.py", "streaming.py", "outage.py", "invalidation.py", "load.py"]
+SCRIPTS = [
+    "compression.py", "streaming.py", "cluster.py", "outage.py", "invalidation.py", "load.py"
+]  # fmt: skip
 
 
 def run(script: str) -> str:
@@ -38,6 +40,7 @@ def main() -> None:
         outputs[script] = run(script)
         print(f"## {script}\n\n{outputs[script]}\n", flush=True)
     streaming, outage, load = outputs["streaming.py"], outputs["outage.py"], outputs["load.py"]
+    cluster = outputs["cluster.py"]
     rows = [
         ["stream replay of 64 MiB from Redis vs raw MGET (1 KiB chunks)", "≥ 0.6x",
          cell(streaming, r"^\| 1 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
@@ -52,6 +55,10 @@ def main() -> None:
          cell(streaming, r"^\| /stream-cached \|[^|]+\| ([\d.]+) \|") + "x"],
         ["plain aiocache.cached, same route (for scale)", "",
          cell(streaming, r"^\| /aiocache \|[^|]+\| ([\d.]+) \|") + "x"],
+        ["small hit on a Redis Cluster vs one node", "",
+         cell(cluster, r"^\| cluster, 3\+3 \|[^|]+\| ([\d.]+) \|") + "x"],
+        ["64 MiB replay on a Redis Cluster vs one node", "",
+         cell(cluster, r"^\| cluster, 3\+3 \|(?:[^|]+\|){4} ([\d.]+) \|") + "x"],
         ["p99 during a Redis freeze, breaker open", "< 10 ms",
          cell(outage, r"^\| FallbackCache \| during, breaker open \|[^|]+\|[^|]+\| ([\d.]+) \|")
          + " ms"],
