@@ -6,8 +6,8 @@ key's value). So memcached calls run as tasks of their own: a caller that times 
 is cancelled stops waiting, and the call still finishes and leaves its connection clean.
 
 redis-py's pool raises (``MaxConnectionsError``) rather than waits once all of its
-connections are in use (100 by default in redis-py 8): calls through a ``Guard`` wait
-for a free connection instead, so a burst is queued, not failed.
+connections are in use (100 by default in redis-py 8; per node on a cluster): calls
+through a ``Guard`` wait for a free connection instead, so a burst is queued, not failed.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ async def bounded(call: Awaitable[T], timeout: float | None) -> T:
 _POOL_SLOTS: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-def _slots(pool: Any) -> asyncio.Semaphore:
-    found = _POOL_SLOTS.get(pool)
+def _slots(pool: tuple[Any, int]) -> asyncio.Semaphore:
+    holder, size = pool
+    found = _POOL_SLOTS.get(holder)
     if found is None:  # made in the running loop (Python 3.9 binds it at creation)
-        found = _POOL_SLOTS[pool] = asyncio.Semaphore(pool.max_connections)
+        found = _POOL_SLOTS[holder] = asyncio.Semaphore(size)
     return found
 
 

@@ -63,8 +63,9 @@ class Backend:
         await self.cache._clear(None)
 
     @property
-    def pool(self) -> Any:
-        """A finite connection pool that raises when full (redis-py), else ``None``."""
+    def pool(self) -> tuple[Any, int] | None:
+        """A finite connection pool that raises when full (redis-py), as the object that
+        holds it and its size; else ``None``."""
         return None
 
     def expiry(self, ttl: float | None) -> Any:
@@ -123,10 +124,9 @@ class MemoryBackend(Backend):
 
 class RedisBackend(Backend):
     @property
-    def pool(self) -> Any:
+    def pool(self) -> tuple[Any, int] | None:
         pool = getattr(self.cache.client, "connection_pool", None)
-        limit = getattr(pool, "max_connections", None)
-        return pool if isinstance(limit, int) and 0 < limit < 2**30 else None
+        return _finite(pool, getattr(pool, "max_connections", None))
 
     async def ping(self) -> None:
         await self.cache.client.ping()
@@ -169,8 +169,12 @@ class RedisClusterBackend(RedisBackend):
     primary (redis-py splits multi-key commands per slot)."""
 
     @property
-    def pool(self) -> Any:
-        return None
+    def pool(self) -> tuple[Any, int] | None:
+        """Each node has a pool of ``max_connections`` (redis-py 8: 100) that raises when
+        full: calls through the client are queued at that size, which no node's pool can
+        then exceed (a burst waits a little longer than the nodes would make it)."""
+        client = self.cache.client
+        return _finite(client, client.connection_kwargs.get("max_connections"))
 
     async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
         client, pattern = self.cache.client, _glob(prefix)
@@ -266,6 +270,10 @@ def _optional_class(module: str, name: str) -> type | None:
 
 def _same_key(key: str) -> str:
     return key
+
+
+def _finite(holder: Any, size: Any) -> tuple[Any, int] | None:
+    return (holder, size) if isinstance(size, int) and 0 < size < 2**30 else None
 
 
 def _glob(prefix: Any) -> str:

@@ -290,7 +290,8 @@ class stream_cached(cached):  # type: ignore[misc]
     async def get_from_cache(self, key: str) -> Any:
         """A plain value, as ``cached`` reads it (in this decorator's namespace)."""
         try:
-            return await self.cache.get(self._store.fit(key), namespace=self._store.namespace)
+            call = self.cache.get(self._store.fit(key), namespace=self._store.namespace)
+            return await self._store.timed(call)
         except Exception as exc:
             log_once(logger, f"get:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
             return None
@@ -301,8 +302,10 @@ class stream_cached(cached):  # type: ignore[misc]
         request."""
         ttl = self._store.expiry(self._entry_ttl)
         try:
-            await self.cache.set(
-                self._store.fit(key), value, ttl=ttl, namespace=self._store.namespace
+            await self._store.timed(
+                self.cache.set(
+                    self._store.fit(key), value, ttl=ttl, namespace=self._store.namespace
+                )
             )
         except Exception as exc:
             log_once(

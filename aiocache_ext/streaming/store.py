@@ -56,9 +56,11 @@ class SegmentStore:
         built = self.key(key)
         if self.cache.plugins:
             loads = functools.partial(self._loads, built)
-            return await self.cache.get(self.fit(key), loads_fn=loads, namespace=self.namespace)
+            return await self.timed(
+                self.cache.get(self.fit(key), loads_fn=loads, namespace=self.namespace)
+            )
         encoding = self.cache.serializer.encoding
-        return self._loads(built, await self._timed(self.cache._get(built, encoding=encoding)))
+        return self._loads(built, await self.timed(self.cache._get(built, encoding=encoding)))
 
     async def lookup(self, key: str) -> tuple[Any, str | None]:
         """``get_entry(key)`` and the namespace token, in one round trip (a multi-get):
@@ -92,23 +94,24 @@ class SegmentStore:
         built, token_key = self.key(key), self._token_key
         if self.cache.plugins:
             keys = [self.fit(key), TOKEN_KEY]
-            raws = await self.cache.multi_get(keys, loads_fn=_identity, namespace=self.namespace)
+            call = self.cache.multi_get(keys, loads_fn=_identity, namespace=self.namespace)
+            raws = await self.timed(call)
         else:
             encoding = self.cache.serializer.encoding
             call = self.cache._multi_get([built, token_key], encoding=encoding)
-            raws = await self._timed(call)
+            raws = await self.timed(call)
         return self._loads(built, raws[0]), _text(raws[1])
 
     async def ensure_token(self) -> str:
         """The namespace token, created when there is none yet (a new namespace, or its
         token was evicted: entries that recorded the old one are then misses)."""
         token_key = self._token_key
-        found = _text(await self._timed(self.cache._get(token_key, encoding=None)))
+        found = _text(await self.timed(self.cache._get(token_key, encoding=None)))
         if found is not None:
             return found
         with contextlib.suppress(ValueError):  # aiocache's add: another writer was first
-            await self._timed(self.cache._add(token_key, new_token()))
-        found = _text(await self._timed(self.cache._get(token_key, encoding=None)))
+            await self.timed(self.cache._add(token_key, new_token()))
+        found = _text(await self.timed(self.cache._get(token_key, encoding=None)))
         if found is None:
             raise LookupError("the namespace token could not be created")
         return found
@@ -122,9 +125,11 @@ class SegmentStore:
 
     async def put_record(self, key: str, record: Manifest | VaryIndex, ttl: float | None) -> None:
         text = record.dumps(self.key(key), self.integrity)
-        await self.cache.set(
-            self.fit(key), text, ttl=self.expiry(ttl), dumps_fn=_identity, namespace=self.namespace
+        expiry, fitted = self.expiry(ttl), self.fit(key)
+        call = self.cache.set(
+            fitted, text, ttl=expiry, dumps_fn=_identity, namespace=self.namespace
         )
+        await self.timed(call)
 
     @property
     def sources(self) -> int:
@@ -137,18 +142,18 @@ class SegmentStore:
             return []
         built = [self.key(k) for k in keys]
         call = self._sources[source]._multi_get(built, encoding=None)
-        values: list[Any] = await self._timed(call)
+        values: list[Any] = await self.timed(call)
         return [None if v is None else bytes(v) for v in values]
 
     async def put_segment(self, key: str, data: bytes, ttl: float | None) -> None:
         built = self.key(key)
-        await self._timed(self.cache._set(built, data, ttl=self.expiry(ttl)))
+        await self.timed(self.cache._set(built, data, ttl=self.expiry(ttl)))
 
     async def extend(self, keys: Sequence[str], ttl: float) -> None:
         """Give segments a new time to live (``EXPIRE``, memcached ``touch``)."""
         built = [self.key(k) for k in keys]
         expiry = self.expiry(math.ceil(ttl))  # EXPIRE takes whole seconds
-        await self._timed(asyncio.gather(*(self.cache._expire(k, expiry) for k in built)))
+        await self.timed(asyncio.gather(*(self.cache._expire(k, expiry) for k in built)))
 
     def key(self, key: str) -> Any:
         """``key`` as the backend stores it: fitted, in the namespace."""
@@ -159,13 +164,15 @@ class SegmentStore:
         return self.backend.expiry(ttl)
 
     async def delete(self, keys: Sequence[str]) -> None:
-        await self.backend.delete_many([self.key(k) for k in keys], self._timed)
+        await self.backend.delete_many([self.key(k) for k in keys], self.timed)
 
     async def settle(self) -> None:
         """Let writes cut short by a cancellation finish before they are cleaned up."""
         await self._guard.settle()
 
-    def _timed(self, call: Awaitable[T]) -> Awaitable[T]:
+    def timed(self, call: Awaitable[T]) -> Awaitable[T]:
+        """A call to the backend, bounded by the cache's timeout and queued for a pooled
+        connection (every call: one outside the queue could take the last connection)."""
         return self._guard.run(call, self._timeout)
 
 

@@ -185,3 +185,30 @@ async def test_concurrent_misses_on_a_cluster_make_one_call(cache: RedisCache) -
         responses = await asyncio.gather(*(client.get("/") for _ in range(20)))
     assert calls == [1]
     assert all(r.content == BODY for r in responses)
+
+
+async def test_a_burst_past_every_node_pool_queues(cluster: ClusterServers) -> None:
+    """Each node's pool holds 10 connections here (redis-py 8: 100) and raises when full:
+    100 concurrent requests for 100 entries are queued, not failed, and each entry is
+    stored once and then hit."""
+    client = RedisCluster(host=cluster.host, port=cluster.port, max_connections=10)
+    cache = RedisCache(client=client, namespace="burst")
+    calls: list[str] = []
+
+    @stream_cached(cache=cache, ttl=60, key_builder=lambda f, request: request.url.path)
+    async def item(request: Request) -> StreamingResponse:
+        calls.append(request.url.path)
+        return StreamingResponse(iter([request.url.path.encode() * 100]))
+
+    app = Starlette(routes=[Route("/item/{n:int}", item)])
+    paths = [f"/item/{n}" for n in range(100)]
+    try:
+        async with client_for(app) as http:
+            for expected in ("MISS", "HIT"):
+                responses = await asyncio.gather(*(http.get(p) for p in paths))
+                assert [r.content for r in responses] == [p.encode() * 100 for p in paths]
+                assert {r.headers["x-cache"] for r in responses} == {expected}
+        assert sorted(calls) == sorted(paths)
+    finally:
+        await cache.clear(namespace="burst")
+        await client.aclose()
