@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import redis
@@ -23,8 +22,8 @@ import redis.asyncio as aredis
 from _common import Stat, machine, redis_server, table
 from fastapi import FastAPI, Request
 from redis.asyncio.cluster import RedisCluster
-from starlette.responses import JSONResponse, StreamingResponse
-from streaming import BODY_SIZE, KiB, body_chunks, call, repeat
+from starlette.responses import JSONResponse
+from streaming import BODY_SIZE, KiB, body_chunks, call, repeat, report_app
 
 from aiocache_ext import RedisCache, stream_cached
 from tests.servers import RedisCluster as ClusterServers
@@ -34,21 +33,12 @@ OURS = ("config", "hello")  # commands the counting itself sends
 
 
 def app_on(cache: RedisCache, chunks: list[bytes]) -> FastAPI:
-    app = FastAPI()
+    app = report_app(cache, chunks, key_host=False)
 
     @app.get("/small")
     @stream_cached(cache=cache, ttl=600, key="small", key_host=False)
     async def small(request: Request) -> JSONResponse:
         return JSONResponse(SMALL)
-
-    @app.get("/report")
-    @stream_cached(cache=cache, ttl=600, key="report", key_host=False)
-    async def report(request: Request) -> StreamingResponse:
-        async def gen() -> AsyncIterator[bytes]:
-            for part in chunks:
-                yield part
-
-        return StreamingResponse(gen(), media_type="application/octet-stream")
 
     return app
 
