@@ -1,8 +1,9 @@
 """Fixtures: real redis-server / memcached processes and the backend matrix.
 
-``cache`` is parametrised over memory, Redis, memcached and Valkey, so a behaviour test
-written once runs on each. The servers are session-scoped and flushed after each test;
-fault tests take a server of their own from ``redis_factory``/``memcached_factory``.
+``cache`` is parametrised over memory, Redis, memcached, Valkey and a Redis Cluster, so a
+behaviour test written once runs on each. The servers are session-scoped and flushed
+after each test; fault tests take a server of their own from ``redis_factory``/
+``memcached_factory``.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ import pytest
 from aiocache import Cache, cached
 from aiocache.base import BaseCache
 
-from aiocache_ext import _log
+from aiocache_ext import RedisCache, _log
 
 from .helpers import same_server
-from .servers import MemcachedServer, RedisServer, Server, ValkeyServer
+from .servers import MemcachedServer, RedisCluster, RedisServer, Server, ValkeyServer
 
 BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
     pytest.param("memcached", id="memcached", marks=pytest.mark.memcached),
     pytest.param("valkey", id="valkey", marks=pytest.mark.redis),  # Redis's protocol
+    pytest.param("cluster", id="cluster", marks=pytest.mark.redis),  # 3 + 3 Redis Cluster
 ]
 
 _STARTED: list[Server] = []
@@ -81,6 +83,16 @@ def valkey_server() -> Iterator[ValkeyServer]:
 
 
 @pytest.fixture(scope="session")
+def cluster_servers() -> Iterator[RedisCluster]:
+    servers = RedisCluster()
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.kill()
+
+
+@pytest.fixture(scope="session")
 def memcached_server() -> Iterator[MemcachedServer]:
     server = MemcachedServer()
     _start(server)
@@ -123,10 +135,29 @@ def make_cache(backend: str, request: pytest.FixtureRequest, **kwargs: Any) -> B
     if backend in ("redis", "valkey"):
         server: Server = request.getfixturevalue(f"{backend}_server")
         return Cache(Cache.REDIS, endpoint=server.host, port=server.port, **kwargs)
+    if backend == "cluster":
+        servers: RedisCluster = request.getfixturevalue("cluster_servers")
+        client = {"class": "redis.asyncio.RedisCluster", "host": servers.host,
+                  "port": servers.port}  # fmt: skip
+        return RedisCache(client=client, **kwargs)  # owns the client: closes it
     if backend == "memcached":
         server = request.getfixturevalue("memcached_server")
         return Cache(Cache.MEMCACHED, endpoint=server.host, port=server.port, **kwargs)
     raise ValueError(backend)
+
+
+def cache_config(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The aiocache config dict (``caches.set_config``) of a cache of ``backend``."""
+    if backend == "memory":
+        return {"cache": "aiocache.SimpleMemoryCache"}
+    if backend == "cluster":
+        servers: RedisCluster = request.getfixturevalue("cluster_servers")
+        client = {"class": "redis.asyncio.RedisCluster", "host": servers.host,
+                  "port": servers.port}  # fmt: skip
+        return {"cache": "aiocache_ext.RedisCache", "client": client}
+    server: Server = request.getfixturevalue(f"{backend}_server")
+    kind = "aiocache.MemcachedCache" if backend == "memcached" else "aiocache.RedisCache"
+    return {"cache": kind, "endpoint": server.host, "port": server.port}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -136,6 +167,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     yield name
     if name in ("redis", "valkey"):
         _flush(request.getfixturevalue(f"{name}_server"), b"FLUSHALL\r\n")
+    elif name == "cluster":  # every node: replicas refuse, primaries flush
+        for node in request.getfixturevalue("cluster_servers").nodes:
+            _flush(node, b"FLUSHALL\r\n")
     elif name == "memcached":
         _flush(request.getfixturevalue("memcached_server"), b"flush_all\r\n")
 

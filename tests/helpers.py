@@ -11,12 +11,16 @@ import httpx
 import uvicorn
 from aiocache.base import BaseCache
 
+from aiocache_ext import RedisCache
+
 from .servers import free_port
 
 
 def same_server(cache: BaseCache) -> dict[str, Any]:
     """aiocache's decorators build their own cache: these kwargs point it at ``cache``'s
-    server (nothing for memory)."""
+    server (nothing for memory; ``cache``'s own client for ``aiocache_ext.RedisCache``)."""
+    if isinstance(cache, RedisCache):
+        return {"client": cache.client}  # not closed by the decorator's cache
     return {k: getattr(cache, k) for k in ("endpoint", "port") if hasattr(cache, k)}
 
 

@@ -21,6 +21,7 @@ KINDS = {
     "redis": adapter.RedisBackend,
     "memcached": adapter.MemcachedBackend,
     "valkey": adapter.RedisBackend,
+    "cluster": adapter.RedisClusterBackend,
 }
 
 
@@ -36,6 +37,10 @@ async def test_each_backend_is_recognised_and_answers_a_ping(
         pool = cache.client.connection_pool  # type: ignore[attr-defined]
         size = pool.max_connections
         assert found.pool == ((pool, size) if size < 2**30 else None)
+    elif backend == "cluster":  # one per node, the same size (redis-py 8: 100)
+        client = cache.client  # type: ignore[attr-defined]
+        size = client.connection_kwargs["max_connections"]
+        assert found.pool == ((client, size) if size < 2**30 else None)
     else:
         assert found.pool is None
     assert found.expiry(0.2) == (1 if backend == "memcached" else 0.2)

@@ -18,13 +18,10 @@ from aiocache.serializers import BaseSerializer, PickleSerializer
 
 from aiocache_ext import Codec, CompressionSerializer
 
+from ..conftest import cache_config
+from ..helpers import same_server
+
 CODECS = [c.name.lower() for c in Codec if c is not Codec.NONE]
-CACHE_CLASSES = {
-    "memory": "aiocache.SimpleMemoryCache",
-    "redis": "aiocache.RedisCache",
-    "memcached": "aiocache.MemcachedCache",
-    "valkey": "aiocache.RedisCache",
-}
 MEMCACHED_ITEM_LIMIT = 1024 * 1024
 
 
@@ -102,7 +99,7 @@ async def test_unreadable_entry_is_a_miss_for_cached(cache: BaseCache) -> None:
         namespace="calls",
         cache=type(cache),
         serializer=CompressionSerializer(),
-        **{k: getattr(cache, k) for k in ("endpoint", "port") if hasattr(cache, k)},
+        **same_server(cache),
     )
     async def report() -> dict[str, int]:
         calls.append(1)
@@ -145,10 +142,7 @@ def restore_caches_config() -> Iterator[None]:
 async def test_built_from_an_aiocache_config_dict(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
-    config: dict[str, Any] = {"cache": CACHE_CLASSES[backend], "namespace": "cfg"}
-    if backend != "memory":
-        server = request.getfixturevalue(f"{backend}_server")
-        config.update(endpoint=server.host, port=server.port)
+    config = {**cache_config(backend, request), "namespace": "cfg"}
     config["serializer"] = {
         "class": "aiocache_ext.CompressionSerializer",
         "codec": "zstd",

@@ -24,7 +24,7 @@ from aiocache_ext.streaming import writer as writer_module
 from aiocache_ext.streaming.format import Manifest, segment_key
 from aiocache_ext.streaming.store import SegmentStore
 
-from ..conftest import make_cache
+from ..conftest import cache_config, make_cache
 from ..helpers import client_for, leaf_errors
 
 KiB, MiB = 1024, 1024 * 1024
@@ -581,10 +581,7 @@ async def test_alias_and_cached_arguments_are_accepted(
 ) -> None:
     from aiocache import caches
 
-    probe = make_cache(backend, request)
-    config: dict[str, Any] = {"cache": f"aiocache.{type(probe).__name__}", "namespace": "al"}
-    config.update({k: getattr(probe, k) for k in ("endpoint", "port") if hasattr(probe, k)})
-    await probe.close()
+    config = {**cache_config(backend, request), "namespace": "al"}
     saved = caches.get_config()
     caches.set_config({"default": saved["default"], "routes": config})
     endpoint = Endpoint([b"alias"])
