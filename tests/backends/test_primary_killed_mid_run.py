@@ -1,21 +1,23 @@
-"""A Redis Cluster primary SIGKILLed while clients replay streamed entries, miss, and
-invalidate: its replica is promoted, and meanwhile no request fails, no body is short or
-mixed, and once the cluster is whole again nothing stale is served.
+"""A Redis primary SIGKILLed while clients replay streamed entries, miss, and invalidate,
+on a Redis Cluster (3 + 3) and under Sentinel: a replica is promoted, and meanwhile no
+request fails, no body is short or mixed, and once the replica serves nothing stale is.
 
-The primary killed is the one holding the namespace token, which every lookup reads:
-the harshest node to lose. Run over a bare ``RedisCache`` (where a failed invalidation
-is the caller's to retry, as with any backend error) and under ``FallbackCache`` (which
-journals it and replays it on the promoted replica).
+On the cluster, the primary killed is the one holding the namespace token, which every
+lookup reads: the harshest node to lose. Run over a bare ``RedisCache`` (where a failed
+invalidation is the caller's to retry, as with any backend error) and under
+``FallbackCache`` (which journals it and replays it on the promoted replica).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hashlib
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiocache.base import BaseCache
@@ -26,11 +28,19 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from aiocache_ext import FallbackCache, RedisCache, State, invalidate, stream_cached
+from aiocache_ext import (
+    FallbackCache,
+    RedisCache,
+    State,
+    invalidate,
+    sentinel_master,
+    stream_cached,
+)
 from aiocache_ext.backends.namespaces import TOKEN_KEY
 
 from ..helpers import client_for
 from ..servers import RedisCluster as ClusterServers
+from ..servers import RedisSentinelSet, RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -46,14 +56,42 @@ def body(item: int, version: int) -> bytes:
     return b"".join(hashlib.sha256(seed + bytes([i])).digest() * 32 for i in range(40))
 
 
-@pytest.fixture
-def cluster() -> Iterator[ClusterServers]:
-    servers = ClusterServers()
+@dataclasses.dataclass
+class Deployment:
+    """Redis with a replica ready to take over: a client of it, which server to kill
+    (given the cache, whose token's node matters on a cluster), whether it failed over."""
+
+    client: Any
+    victim: Callable[[BaseCache], RedisServer]
+    failed_over: Callable[[], bool]
+    ports: set[int]
+
+
+@pytest.fixture(params=["cluster", "sentinel"])
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    if request.param == "cluster":
+        cluster = ClusterServers()
+        try:
+            cluster.start()
+            client = RedisCluster(host=cluster.host, port=cluster.port)
+            yield Deployment(
+                client, lambda cache: token_node(client, cache, cluster), cluster.healthy,
+                {n.port for n in cluster.nodes},
+            )  # fmt: skip
+        finally:
+            cluster.kill()
+        return
+    sentinels = RedisSentinelSet()
     try:
-        servers.start()
-        yield servers
+        sentinels.start()
+        client = sentinel_master([("127.0.0.1", sentinels.sentinel_port)], sentinels.service)
+        yield Deployment(
+            client, lambda cache: sentinels.primary,
+            lambda: sentinels.master_port() == sentinels.replica.port,
+            {sentinels.primary.port, sentinels.replica.port},
+        )  # fmt: skip
     finally:
-        servers.kill()
+        sentinels.kill()
 
 
 class Origin:
@@ -79,18 +117,17 @@ class Origin:
         return Starlette(routes=[Route("/item/{n:int}", item)])
 
 
-def token_node(client: RedisCluster, cache: BaseCache, cluster: ClusterServers) -> int:
-    """The index in ``cluster.nodes`` of the primary holding the namespace token."""
+def token_node(client: RedisCluster, cache: BaseCache, cluster: ClusterServers) -> RedisServer:
+    """The primary holding the namespace token."""
     node = client.get_node_from_key(cache.build_key(TOKEN_KEY, namespace="items"))
-    return next(i for i, n in enumerate(cluster.nodes) if n.port == node.port)
+    return next(n for n in cluster.nodes if n.port == node.port)
 
 
-async def close_dropped_connections(cluster: ClusterServers) -> None:
+async def close_dropped_connections(ports: set[int]) -> None:
     """redis-py before 8 (seen with 5.x and 6.0) drops the nodes a topology refresh
     replaces with their connections open, and leaves them to the garbage collector,
     which warns (ignored during the test): those still around are closed here, so no
     later test inherits the warnings."""
-    ports = {node.port for node in cluster.nodes}
     for found in gc.get_objects():
         if isinstance(found, AbstractConnection) and getattr(found, "port", None) in ports:
             await found.disconnect()
@@ -98,8 +135,8 @@ async def close_dropped_connections(cluster: ClusterServers) -> None:
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # see close_dropped_connections
 @pytest.mark.parametrize("fallback", [False, True], ids=["bare", "fallback"])
-async def test_a_primary_killed_mid_run(cluster: ClusterServers, fallback: bool) -> None:
-    client = RedisCluster(host=cluster.host, port=cluster.port)
+async def test_a_primary_killed_mid_run(deployment: Deployment, fallback: bool) -> None:
+    client = deployment.client
     redis_cache = RedisCache(client=client, namespace="items", timeout=5)
     cache: BaseCache = (
         FallbackCache(primary=redis_cache, namespace="items", primary_timeout=0.5)
@@ -139,17 +176,17 @@ async def test_a_primary_killed_mid_run(cluster: ClusterServers, fallback: bool)
                             await asyncio.sleep(0.1)
                     await asyncio.sleep(0.2)
 
-            for n in range(ITEMS):  # every item stored, then served from the cluster
+            for n in range(ITEMS):  # every item stored, then served from Redis
                 assert (await http.get(f"/item/{n}")).content == body(n, 0)
             await asyncio.sleep(0.3)  # setup: the replicas have the entries
-            victim = cluster.nodes[token_node(client, redis_cache, cluster)]
+            victim = deployment.victim(redis_cache)
             tasks = [asyncio.ensure_future(read()) for _ in range(8)]
             tasks.append(asyncio.ensure_future(write()))
             await asyncio.sleep(0.5)
             victim.kill()
             killed_at = time.monotonic()
             deadline = killed_at + FAILOVER_LIMIT
-            while not cluster.healthy() or (fallback and cache.state is not State.CLOSED):
+            while not deployment.failed_over() or (fallback and cache.state is not State.CLOSED):
                 assert time.monotonic() < deadline, "no failover"
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # readers and the writer go on, on the new topology
@@ -169,4 +206,4 @@ async def test_a_primary_killed_mid_run(cluster: ClusterServers, fallback: bool)
     finally:
         await cache.close()
         await client.aclose()
-        await close_dropped_connections(cluster)
+        await close_dropped_connections(deployment.ports)
