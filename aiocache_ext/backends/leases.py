@@ -4,16 +4,16 @@ A lease is a key holding its owner's random token, with an expiry: taken with
 ``SET NX PX`` (memcached ``add``), renewed and given back only by its owner (a Lua
 compare-and-set on Redis), so a leader that stalled past its lease never ends its
 successor's. Waiters are woken when a lease is given back: on Redis by one ``PUBLISH``
-to a channel in the namespace, received by one subscription per process and client
-(never one per waiter); where there is no subscription (memcached, a subscription
-refused by an ACL, a redis-py without cluster pub/sub) they look again with a bounded
-backoff. A leader that dies is noticed when its lease expires: a waiter takes it over.
+to a channel in the namespace, received by one subscription per process and missing key
+for the time of the wait (never one per waiting request, nor one that outlives it);
+where there is none (memcached, a subscription refused by an ACL, a redis-py without
+cluster pub/sub) they look again with a bounded backoff. A leader that dies is noticed
+when its lease expires: a waiter takes it over.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import weakref
@@ -117,101 +117,44 @@ class RedisLeases(Leases):
             await self.step(self.client.publish(self.channel, key))
 
     async def released(self, key: Any, timeout: float) -> None:
-        wakeups = _wakeups(self.client)
-        if not await wakeups.listen(self.channel):
+        """Subscribed to the namespace's channel for this wait (one connection per
+        process and missing key, however many requests wait on it here); polled where
+        there is no subscription, or already ``SUBSCRIBERS`` of them."""
+        subscribers = _SUBSCRIBERS.setdefault(self.client, [0])
+        if subscribers[0] >= SUBSCRIBERS:
             await super().released(key, timeout)
             return
-        woken = wakeups.expect(self.channel, key)
-        try:  # given back already (before we listened)? then no message will come
-            if await self.step(self.client.exists(key)):
-                await asyncio.wait_for(woken.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass  # the leader may be gone: its lease has expired, or will soon
-        finally:
-            wakeups.forget(self.channel, key, woken)
-
-
-class _Wakeups:
-    """One subscription per Redis client: the channels of the namespaces waited on, and
-    the waiters of each lease key."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.pubsub: Any = None
-        self.reader: asyncio.Task[None] | None = None
-        self.channels: set[Any] = set()
-        self.refused = False
-        self.waiting: dict[tuple[Any, Any], set[asyncio.Event]] = {}
-        self._subscribing = asyncio.Lock()
-
-    async def listen(self, channel: Any) -> bool:
-        """Subscribed to ``channel`` (False: no subscription here; poll instead)."""
-        if channel in self.channels and self.reader is not None and not self.reader.done():
-            return True
-        if self.refused:
-            return False
-        async with self._subscribing:
-            try:
-                if self.pubsub is None or self.reader is None or self.reader.done():
-                    self.pubsub = self.client.pubsub()
-                    self.channels.clear()
-                await self.pubsub.subscribe(channel)
-            except Exception as exc:  # an ACL without the channel, no cluster pub/sub
-                log_once(
-                    logger, f"wakeups:{type(exc).__name__}",
-                    "no pub/sub for single-flight waiters, polling instead error=%r", exc,
-                )  # fmt: skip
-                self.refused = True
-                return False
-            self.channels.add(channel)
-            if self.reader is None or self.reader.done():
-                self.reader = asyncio.ensure_future(self._read(self.pubsub))
-        return True
-
-    def expect(self, channel: Any, key: Any) -> asyncio.Event:
-        woken = asyncio.Event()
-        self.waiting.setdefault((_text(channel), _text(key)), set()).add(woken)
-        return woken
-
-    def forget(self, channel: Any, key: Any, woken: asyncio.Event) -> None:
-        waiters = self.waiting.get((_text(channel), _text(key)))
-        if waiters is not None:
-            waiters.discard(woken)
-            if not waiters:
-                del self.waiting[(_text(channel), _text(key))]
-
-    async def _read(self, pubsub: Any) -> None:
+        subscribers[0] += 1
         try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None or message.get("type") != "message":
-                    continue
-                found = (_text(message["channel"]), _text(message["data"]))
-                for woken in self.waiting.get(found, ()):
-                    woken.set()
-        except Exception as exc:  # the connection broke: waiters fall back to their timeout
+            await self._notified(key, timeout)
+        except Exception as exc:  # an ACL without the channel; no cluster pub/sub
             log_once(
-                logger,
-                f"wakeups-lost:{type(exc).__name__}",
-                "single-flight wake-ups lost, resubscribing on next wait error=%r",
-                exc,
-            )
-            for waiters in self.waiting.values():
-                for woken in waiters:
-                    woken.set()  # look now rather than at the timeout
+                logger, f"wakeups:{type(exc).__name__}",
+                "no pub/sub for single-flight waiters, polling instead error=%r", exc,
+            )  # fmt: skip
+            await super().released(key, timeout)
         finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose() if hasattr(pubsub, "aclose") else await pubsub.close()
+            subscribers[0] -= 1
+
+    async def _notified(self, key: Any, timeout: float) -> None:
+        pubsub = self.client.pubsub()
+        try:
+            await self.step(pubsub.subscribe(self.channel))
+            if not await self.step(self.client.exists(key)):
+                return  # given back before we listened: no message will come
+            loop = asyncio.get_running_loop()
+            deadline, wanted = loop.time() + timeout, _text(key)
+            while (remaining := deadline - loop.time()) > 0:
+                message = await pubsub.get_message(True, timeout=remaining)
+                if message is not None and _text(message.get("data")) == wanted:
+                    return
+        finally:
+            await (pubsub.aclose() if hasattr(pubsub, "aclose") else pubsub.reset())
 
 
-_WAKEUPS: weakref.WeakKeyDictionary[Any, _Wakeups] = weakref.WeakKeyDictionary()
-
-
-def _wakeups(client: Any) -> _Wakeups:
-    found = _WAKEUPS.get(client)
-    if found is None:
-        found = _WAKEUPS[client] = _Wakeups(client)
-    return found
+#: Subscriptions at once per client, at most: each holds a connection of its pool.
+SUBSCRIBERS = 8
+_SUBSCRIBERS: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
 
 
 def _text(value: Any) -> str:

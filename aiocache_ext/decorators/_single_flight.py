@@ -20,7 +20,9 @@ from ..backends.leases import Leases
 
 logger = logging.getLogger(__name__)
 
-End = Callable[..., None]
+#: Ends a flight; may return the work still under way (giving a shared lease back),
+#: which the caller awaits when it can.
+End = Callable[..., "Awaitable[Any] | None"]
 
 
 def not_leading(*_: Any) -> None:
@@ -104,30 +106,33 @@ class Lease:
                 )
                 return
 
-    def end(self, *_: Any) -> None:
+    def end(self, *_: Any) -> Awaitable[Any] | None:
+        """Stop renewing and give the lease back; returns that work (a task), once."""
         if self._ended:
-            return
+            return None
         self._ended = True
         self._renewing.cancel()
-        _spawn(self.leases.give_back(self.key, self.owner))
+        return _spawn(self.leases.give_back(self.key, self.owner))
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()
 
 
-def _spawn(call: Awaitable[Any]) -> None:
+def _spawn(call: Awaitable[Any]) -> asyncio.Future[Any]:
+    """A task that runs to its end even if nobody awaits it; its failure is logged."""
     task = asyncio.ensure_future(call)
     _BACKGROUND.add(task)
 
     def done(finished: asyncio.Future[Any]) -> None:
         _BACKGROUND.discard(finished)
-        if not finished.cancelled() and finished.exception() is not None:
-            error = finished.exception()
+        error = None if finished.cancelled() else finished.exception()
+        if error is not None:
             log_once(
                 logger, f"lease-end:{type(error).__name__}", "lease not given back error=%r", error
             )
 
     task.add_done_callback(done)
+    return task
 
 
 async def take_turn(
@@ -168,10 +173,17 @@ async def take_turn(
 
 
 def both(first: End, second: End) -> End:
-    """An ``end`` that ends two things."""
+    """An ``end`` that ends two things (the second's pending work is returned)."""
 
-    def end(*args: Any) -> None:
+    def end(*args: Any) -> Awaitable[Any] | None:
         first(*args)
-        second(*args)
+        return second(*args)
 
     return end
+
+
+async def ended(end: End) -> None:
+    """Call ``end`` and wait for what it leaves under way (failures are logged there)."""
+    pending = end()
+    if pending is not None:
+        await asyncio.wait([asyncio.ensure_future(pending)])

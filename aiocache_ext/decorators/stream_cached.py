@@ -32,7 +32,7 @@ from ..ttl import parse_ttl
 from ._key_scope import varied_headers
 from ._resolve import resolve_cache
 from ._signature import EndpointSignature, take_request
-from ._single_flight import Flights, both, not_leading, take_turn
+from ._single_flight import Flights, both, ended, not_leading, take_turn
 from .vary_on_headers import REQUEST_PARAM, vary_part
 
 logger = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 token = await self._token()
                 if token is None:
                     write = False
-                    end_flight()  # nothing will be stored: waiters need not wait
+                    await ended(end_flight)  # nothing will be stored: waiters need not wait
             result = await f(*args, **kwargs)
             if not isinstance(result, Response):
                 if write and not self.skip_cache_func(result):
@@ -247,7 +247,7 @@ class stream_cached(cached):  # type: ignore[misc]
             end_flight = _no_flight  # the response ends it once its entry is stored or not
             return stored
         finally:
-            end_flight()
+            await ended(end_flight)
 
     def _policy(self, request: Request, headers: RequestHeaders) -> RequestPolicy:
         honor = self.rules.honor_request_cache_control
