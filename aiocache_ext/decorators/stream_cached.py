@@ -219,7 +219,8 @@ class stream_cached(cached):  # type: ignore[misc]
         flight = write and self.single_flight != "off"
         end_flight = self._flights.lead(key) if flight else _no_flight
         try:
-            if self._leases is not None and end_flight is not not_leading and flight:
+            # A miss (not a refresh that skipped the read): this process's turn among all.
+            if self._leases is not None and read and flight and end_flight is not not_leading:
                 look = functools.partial(self._lookup, key, request, headers)
                 timeout = self._flights.timeout
                 found, token, lease = await take_turn(self._leases, key, timeout, look)
