@@ -26,8 +26,8 @@ BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
     pytest.param("memcached", id="memcached", marks=pytest.mark.memcached),
-    pytest.param("valkey", id="valkey", marks=pytest.mark.redis),  # Redis's protocol
-    pytest.param("cluster", id="cluster", marks=pytest.mark.redis),  # 3 + 3 Redis Cluster
+    pytest.param("valkey", id="valkey", marks=[pytest.mark.redis, pytest.mark.topology]),
+    pytest.param("cluster", id="cluster", marks=[pytest.mark.redis, pytest.mark.topology]),
 ]
 
 _STARTED: list[Server] = []

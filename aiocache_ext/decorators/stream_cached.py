@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._log import log_once
+from ..backends.leases import leases_for
 from ..exceptions import SerializerError
 from ..http.encoding import accepts
 from ..http.policy import RequestPolicy, SharedCacheRules, request_policy
@@ -31,7 +32,7 @@ from ..ttl import parse_ttl
 from ._key_scope import varied_headers
 from ._resolve import resolve_cache
 from ._signature import EndpointSignature, take_request
-from ._single_flight import Flights
+from ._single_flight import Flights, both, ended, not_leading, take_turn
 from .vary_on_headers import REQUEST_PARAM, vary_part
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,11 @@ class stream_cached(cached):  # type: ignore[misc]
       without it are never served; taken from the cache's ``CompressionSerializer``
       when it has one;
     - ``client_max_age``: tell clients ``max-age=<remaining ttl>`` instead of ``no-cache``;
+    - ``single_flight``: concurrent misses of one key make one endpoint call: across
+      every process sharing the backend (``"shared"``, the default; a lease on the
+      backend, waiters woken when the entry is stored), in this process only
+      (``"process"``; also what ``"shared"`` is on in-process memory), or not at all
+      (``"off"``);
     - ``lock_timeout``: how long concurrent misses wait for the first one (seconds);
     - ``read_batch``: segments per backend read; ``inline_size``: bodies up to this size
       are kept in the manifest itself, so their hits take one backend read.
@@ -99,6 +105,7 @@ class stream_cached(cached):  # type: ignore[misc]
         compress_level: int = 6,
         compress_min_size: int = 500,
         client_max_age: bool = False,
+        single_flight: str = "shared",
         lock_timeout: float = 30.0,
         read_batch: int = DEFAULT_BATCH,
         inline_size: int = 16 * KiB,
@@ -133,6 +140,11 @@ class stream_cached(cached):  # type: ignore[misc]
         marker = header_name.lower().encode("latin-1") if header_name else None
         self.replay_options = ReplayOptions(marker, client_max_age, read_batch)
         self._storable = storable_check(self.rules)
+        if single_flight not in ("shared", "process", "off"):
+            raise ValueError(
+                f"single_flight must be 'shared', 'process' or 'off', not {single_flight!r}"
+            )
+        self.single_flight = single_flight
         self._flights = Flights(lock_timeout)
         self._request_param = (REQUEST_PARAM, True)
 
@@ -156,6 +168,8 @@ class stream_cached(cached):  # type: ignore[misc]
         # With a secret, a plain value is trusted only from a serializer that signs it.
         self._plain_values = integrity.secret is None or serializer_secret is not None
         self._store = SegmentStore(self.cache, integrity, namespace)
+        shared = self.single_flight == "shared"
+        self._leases = leases_for(self.cache, namespace, self._store.timed) if shared else None
         ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
         self._entry_ttl = None if ttl is None else parse_ttl(ttl)  # once, not per request
         signature = EndpointSignature(f)
@@ -202,13 +216,23 @@ class stream_cached(cached):  # type: ignore[misc]
             if found is not None:
                 return found
 
-        end_flight = self._flights.lead(key) if write else _no_flight
+        flight = write and self.single_flight != "off"
+        end_flight = self._flights.lead(key) if flight else _no_flight
         try:
+            # A miss (not a refresh that skipped the read): this process's turn among all.
+            if self._leases is not None and read and flight and end_flight is not not_leading:
+                look = functools.partial(self._lookup, key, request, headers)
+                timeout = self._flights.timeout
+                found, token, lease = await take_turn(self._leases, key, timeout, look)
+                if found is not None:  # another process stored it meanwhile
+                    return found
+                if lease is not None:
+                    end_flight = both(end_flight, lease.end)
             if write and token is None:  # a new namespace, or the read was skipped or failed
                 token = await self._token()
                 if token is None:
                     write = False
-                    end_flight()  # nothing will be stored: waiters need not wait
+                    await ended(end_flight)  # nothing will be stored: waiters need not wait
             result = await f(*args, **kwargs)
             if not isinstance(result, Response):
                 if write and not self.skip_cache_func(result):
@@ -224,7 +248,7 @@ class stream_cached(cached):  # type: ignore[misc]
             end_flight = _no_flight  # the response ends it once its entry is stored or not
             return stored
         finally:
-            end_flight()
+            await ended(end_flight)
 
     def _policy(self, request: Request, headers: RequestHeaders) -> RequestPolicy:
         honor = self.rules.honor_request_cache_control

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -36,7 +37,7 @@ class StoringResponse(Response):
         writer: StreamWriter,
         extra_headers: RawHeaders,
         storable: Callable[[int, RawHeaders], str | None],
-        done: Callable[[Manifest | None], None],
+        done: Callable[[Manifest | None], Awaitable[Any] | None],
         encode: Callable[[Send], Send] | None = None,
     ) -> None:
         self.inner = inner
@@ -46,7 +47,8 @@ class StoringResponse(Response):
         self._writer = writer
         self._extra = extra_headers
         self._storable = storable
-        self._done = done
+        self._end = done
+        self._pending: list[Awaitable[Any]] = []  # what ending left under way
         self._encode = encode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,6 +100,13 @@ class StoringResponse(Response):
                 self._done(None)
         if commit is not None:
             await commit
+        for pending in self._pending:  # the shared lease given back: waiters look now
+            await asyncio.wait([asyncio.ensure_future(pending)])
+
+    def _done(self, manifest: Manifest | None) -> None:
+        pending = self._end(manifest)
+        if pending is not None:
+            self._pending.append(pending)
 
     def _committed(self, commit: asyncio.Future[Manifest | None]) -> None:
         failed = commit.cancelled() or commit.exception() is not None

@@ -42,7 +42,7 @@ from ..helpers import client_for
 from ..servers import RedisCluster as ClusterServers
 from ..servers import RedisSentinelSet, RedisServer
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.topology]
 
 ITEMS = 12
 SEGMENT = 1024

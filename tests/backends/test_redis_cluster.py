@@ -22,7 +22,7 @@ from aiocache_ext import FallbackCache, RedisCache, State, invalidate, stream_ca
 from ..helpers import client_for
 from ..servers import RedisCluster as ClusterServers
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.topology]
 
 SEGMENT = 1024
 BODY = b"".join(hashlib.sha256(bytes([i])).digest() * 32 for i in range(40))  # 40 segments

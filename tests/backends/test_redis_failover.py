@@ -15,7 +15,7 @@ from aiocache_ext import FallbackCache, RedisCache, State, sentinel_master
 
 from ..servers import RedisSentinelSet
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.topology]
 
 FAILOVER_LIMIT = 30.0  # seconds: sentinel notices in 1 s, promotes within a few
 
