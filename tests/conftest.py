@@ -62,29 +62,29 @@ def _flush(server: Server, command: bytes) -> None:
         sock.recv(64)
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
+def _served(server: ServerT) -> Iterator[ServerT]:
+    """``server`` started for the session, stopped at its end."""
     _start(server)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    yield from _served(RedisServer())
 
 
 @pytest.fixture(scope="session")
 def valkey_server() -> Iterator[ValkeyServer]:
-    server = ValkeyServer()
-    _start(server)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _served(ValkeyServer())
 
 
 @pytest.fixture(scope="session")
 def cluster_servers() -> Iterator[RedisCluster]:
     servers = RedisCluster()
+    _STARTED.extend(servers.nodes)  # ended by PID at exit, also after an interrupted run
     try:
         servers.start()
         yield servers
@@ -94,12 +94,7 @@ def cluster_servers() -> Iterator[RedisCluster]:
 
 @pytest.fixture(scope="session")
 def memcached_server() -> Iterator[MemcachedServer]:
-    server = MemcachedServer()
-    _start(server)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _served(MemcachedServer())
 
 
 def _factory(kind: type[ServerT]) -> Iterator[Callable[[], ServerT]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -28,14 +28,9 @@ SEGMENT = 1024
 BODY = b"".join(hashlib.sha256(bytes([i])).digest() * 32 for i in range(40))  # 40 segments
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterServers]:
-    servers = ClusterServers()
-    try:
-        servers.start()
-        yield servers
-    finally:
-        servers.kill()
+@pytest.fixture
+def cluster(cluster_servers: ClusterServers) -> ClusterServers:
+    return cluster_servers  # the session's (conftest)
 
 
 @pytest.fixture
