@@ -97,12 +97,12 @@ def workers(server: RedisServer) -> Iterator[Workers]:
         started.stop()
 
 
-def test_200_cold_requests_on_4_workers_make_one_call(
+async def test_200_cold_requests_on_4_workers_make_one_call(
     server: RedisServer, workers: Workers
 ) -> None:
     stats = redis.Redis(host=server.host, port=server.port)
     stats.config_resetstat()
-    responses = asyncio.run(get_all(workers.ports, 200))
+    responses = await get_all(workers.ports, 200)
     assert all(isinstance(r, httpx.Response) for r in responses), responses[:3]
     assert [r.content == BODY for r in responses] == [True] * 200  # type: ignore[union-attr]
     assert stats.get("test:calls") == b"1"
@@ -121,20 +121,15 @@ def wait_for_leader(stats: redis.Redis) -> None:
         time.sleep(0.05)
 
 
-def test_the_leader_killed_mid_stream_is_taken_over(server: RedisServer) -> None:
+async def test_the_leader_killed_mid_stream_is_taken_over(server: RedisServer) -> None:
     workers = Workers(server.port, 4, chunk_delay=0.25)  # a 5 s stream
     stats = redis.Redis(host=server.host, port=server.port)
     try:
-
-        async def scenario() -> list[httpx.Response | BaseException]:
-            first = asyncio.ensure_future(get_all(workers.ports, 40))
-            await asyncio.get_running_loop().run_in_executor(None, wait_for_leader, stats)
-            await asyncio.sleep(0.5)  # mid-stream
-            leader = int(stats.get("test:leader") or 0)
-            os.kill(leader, signal.SIGKILL)
-            return await first
-
-        responses = asyncio.run(scenario())
+        first = asyncio.ensure_future(get_all(workers.ports, 40))
+        await asyncio.get_running_loop().run_in_executor(None, wait_for_leader, stats)
+        await asyncio.sleep(0.5)  # mid-stream
+        os.kill(int(stats.get("test:leader") or 0), signal.SIGKILL)
+        responses = await first
     finally:
         workers.stop()
         stats_calls = stats.get("test:calls")

@@ -48,7 +48,8 @@ def test_only_the_adopted_decorators_key_gets_the_scope_part() -> None:
     assert decorator.cache.build_key == build_key  # the cache, maybe shared: untouched
 
 
-def test_keys_are_fitted_to_the_backends_limit_with_the_namespace() -> None:
+async def test_keys_are_fitted_to_the_backends_limit_with_the_namespace() -> None:
+    # async: aiomcache's client needs an event loop when it is built (Python 3.9)
     long_key = "x" * 400
     on_memcached = keyed(long_key, Cache.MEMCACHED, namespace="n" * 30)
     on_redis = keyed(long_key, Cache.REDIS, namespace="n" * 30)
