@@ -9,7 +9,6 @@ after each test; fault tests take a server of their own from ``redis_factory``/
 from __future__ import annotations
 
 import atexit
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -51,15 +50,6 @@ def _start(server: Server) -> Server:
     _STARTED.append(server)
     server.start()
     return server
-
-
-def _flush(server: Server, command: bytes) -> None:
-    if server.process is None or server.process.poll() is not None:
-        return
-    server.resume()
-    with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(command)
-        sock.recv(64)
 
 
 def _served(server: ServerT) -> Iterator[ServerT]:
@@ -161,12 +151,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     name: str = request.param
     yield name
     if name in ("redis", "valkey"):
-        _flush(request.getfixturevalue(f"{name}_server"), b"FLUSHALL\r\n")
+        request.getfixturevalue(f"{name}_server").flush()
     elif name == "cluster":  # every node: replicas refuse, primaries flush
         for node in request.getfixturevalue("cluster_servers").nodes:
-            _flush(node, b"FLUSHALL\r\n")
+            node.flush()
     elif name == "memcached":
-        _flush(request.getfixturevalue("memcached_server"), b"flush_all\r\n")
+        request.getfixturevalue("memcached_server").flush()
 
 
 @pytest.fixture

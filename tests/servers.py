@@ -56,6 +56,18 @@ class Server:
     def ping(self, sock: socket.socket) -> bool:
         raise NotImplementedError
 
+    #: What empties the server (sent by ``flush``).
+    flush_command = b""
+
+    def flush(self) -> None:
+        """Empty the server, if it runs (resumed first if it was paused)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.resume()
+        with socket.create_connection((self.host, self.port), timeout=5) as sock:
+            sock.sendall(self.flush_command)
+            sock.recv(64)
+
     @property
     def pid(self) -> int:
         assert self.process is not None, f"{self.name} is not running"
@@ -147,6 +159,7 @@ class Server:
 
 class RedisServer(Server):
     name = "redis-server"
+    flush_command = b"FLUSHALL\r\n"
 
     def command(self) -> Sequence[str]:
         return [
@@ -246,6 +259,7 @@ class TlsRedisServer(RedisServer):
 
 class MemcachedServer(Server):
     name = "memcached"
+    flush_command = b"flush_all\r\n"
 
     def command(self) -> Sequence[str]:
         cmd = [_binary("memcached"), "-l", self.host, "-p", str(self.port), "-U", "0", "-m", "256"]
