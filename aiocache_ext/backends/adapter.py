@@ -115,11 +115,11 @@ class MemoryBackend(Backend):
         await self._drop(list(self.cache._cache))
 
     async def _drop(self, keys: list[Any]) -> None:
-        for key in keys:
-            if is_segment_key(key):
-                await self.cache._expire(key, SEGMENT_GRACE)
-            else:
-                await self.cache._delete(key)
+        segments, others = _segments_apart(keys)
+        for key in segments:
+            await self.cache._expire(key, SEGMENT_GRACE)
+        for key in others:
+            await self.cache._delete(key)
 
 
 class RedisBackend(Backend):
@@ -149,8 +149,7 @@ class RedisBackend(Backend):
     async def _drop(self, keys: list[bytes], step: Step) -> int:
         """``UNLINK`` the keys, except segments: those expire within ``SEGMENT_GRACE``
         (one pipeline, no transaction: on a cluster, grouped per node)."""
-        segments = [k for k in keys if is_segment_key(k)]
-        others = [k for k in keys if not is_segment_key(k)]
+        segments, others = _segments_apart(keys)
         if others:
             await step(self.cache.client.unlink(*others))
         if segments:
@@ -270,6 +269,16 @@ def _optional_class(module: str, name: str) -> type | None:
 
 def _same_key(key: str) -> str:
     return key
+
+
+def _segments_apart(keys: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The keys of stored streams' segments (let expire within ``SEGMENT_GRACE``: a
+    replay may be reading them), and the others (deleted)."""
+    segments: list[Any] = []
+    others: list[Any] = []
+    for key in keys:
+        (segments if is_segment_key(key) else others).append(key)
+    return segments, others
 
 
 def _finite(holder: Any, size: Any) -> tuple[Any, int] | None:

@@ -58,6 +58,7 @@ class Leases:
         self.cache = cache
         self.namespace = namespace
         self.step = step
+        self._expiry = backend_of(cache).expiry  # how this backend takes a ttl
 
     def key(self, key: str) -> Any:
         return self.cache.build_key(key, namespace=self.namespace)
@@ -67,14 +68,14 @@ class Leases:
         when another holds it."""
         owner = secrets.token_hex(8)
         try:
-            await self.step(self.cache._add(key, owner, ttl=self._ttl(ttl)))
+            await self.step(self.cache._add(key, owner, ttl=self._expiry(ttl)))
         except ValueError:  # aiocache's add: the key exists
             return None
         return owner
 
     async def renew(self, key: Any, owner: str, ttl: float) -> bool:
         """Extend an owned lease (memcached: extended whoever holds it)."""
-        return bool(await self.step(self.cache._expire(key, self._ttl(ttl))))
+        return bool(await self.step(self.cache._expire(key, self._expiry(ttl))))
 
     async def give_back(self, key: Any, owner: str) -> None:
         found = await self.step(self.cache._get(key, encoding="utf-8"))
@@ -91,9 +92,6 @@ class Leases:
             delay = min(delay * 2, POLL_MAX)
             if await self.step(self.cache._get(key, encoding="utf-8")) is None:
                 return
-
-    def _ttl(self, ttl: float) -> Any:
-        return backend_of(self.cache).expiry(ttl)
 
 
 class RedisLeases(Leases):

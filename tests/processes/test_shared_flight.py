@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,8 @@ import httpx
 import pytest
 import redis
 
-from ..servers import RedisServer, free_port
+from ..servers import RedisServer
+from .workers import Uvicorn
 
 pytestmark = pytest.mark.redis
 
@@ -28,45 +27,15 @@ class Workers:
     """``count`` uvicorn processes of flight_app.py, each on its own port."""
 
     def __init__(self, redis_port: int, count: int, chunk_delay: float) -> None:
-        env = {**os.environ, "REDIS_PORT": str(redis_port), "CHUNK_DELAY": str(chunk_delay)}
-        self.ports = [free_port() for _ in range(count)]
-        self.processes = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "flight_app:app",
-                    "--app-dir",
-                    str(HERE),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-            )
-            for port in self.ports
-        ]
-        self.pids: dict[int, int] = {}
-        deadline = time.monotonic() + 30
-        for port, process in zip(self.ports, self.processes):
-            while True:
-                assert process.poll() is None, "uvicorn exited at start"
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                try:
-                    self.pids[int(httpx.get(f"http://127.0.0.1:{port}/pid").text)] = port
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+        env = {"REDIS_PORT": str(redis_port), "CHUNK_DELAY": str(chunk_delay)}
+        self.processes = [Uvicorn("flight_app:app", HERE, env, "/pid") for _ in range(count)]
+        for process in self.processes:
+            process.wait_ready(30)
+        self.ports = [process.port for process in self.processes]
 
     def stop(self) -> None:
         for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
+            process.stop()
 
 
 @pytest.fixture
