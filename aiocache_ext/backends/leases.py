@@ -111,7 +111,8 @@ class RedisLeases(Leases):
         return bool(await self.step(self.client.eval(_RENEW, 1, key, owner, _ms(ttl))))
 
     async def give_back(self, key: Any, owner: str) -> None:
-        if await self.step(self.client.eval(_GIVE_BACK, 1, key, owner)):
+        given_back = await self.step(self.client.eval(_GIVE_BACK, 1, key, owner))
+        if given_back and hasattr(self.client, "publish"):  # a redis-py 5 cluster: none
             await self.step(self.client.publish(self.channel, key))
 
     async def released(self, key: Any, timeout: float) -> None:
