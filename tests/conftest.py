@@ -149,14 +149,14 @@ def cache_config(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The backend name; the servers it uses are flushed after the test."""
     name: str = request.param
-    yield name
-    if name in ("redis", "valkey"):
-        request.getfixturevalue(f"{name}_server").flush()
+    servers: list[Server] = []  # looked up before the test: pytest refuses it in teardown
+    if name in ("redis", "valkey", "memcached"):
+        servers = [request.getfixturevalue(f"{name}_server")]
     elif name == "cluster":  # every node: replicas refuse, primaries flush
-        for node in request.getfixturevalue("cluster_servers").nodes:
-            node.flush()
-    elif name == "memcached":
-        request.getfixturevalue("memcached_server").flush()
+        servers = list(request.getfixturevalue("cluster_servers").nodes)
+    yield name
+    for server in servers:
+        server.flush()
 
 
 @pytest.fixture

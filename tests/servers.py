@@ -7,6 +7,7 @@ port. Processes are ended by their own PID, never by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,11 +21,19 @@ from collections.abc import Sequence
 START_TIMEOUT = 10.0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, never the same one twice
+    in a run (the kernel may offer a port again once its probe socket is closed)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def _binary(name: str) -> str:
@@ -40,15 +49,25 @@ def _binary(name: str) -> str:
 
 
 class Server:
-    """A server process on a fixed port, restartable on that same port."""
+    """A server process on a fixed port, restartable on that same port.
+
+    A port picked here can be taken by someone else's connection before the server binds
+    it (ports are picked from the kernel's ephemeral range); the first start then moves
+    to fresh ports. The server's output goes to a log file, quoted when a start fails."""
 
     name = "server"
     host = "127.0.0.1"
 
     def __init__(self, port: int | None = None, options: Sequence[str] = ()) -> None:
+        self.own_ports = port is None  # picked here: may be moved at the first start
         self.port = port or free_port()
         self.options = list(options)  # more command-line options, e.g. idle timeouts
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = os.path.join(tempfile.gettempdir(), f"aiocache-ext-{os.getpid()}-{id(self)}.log")
+
+    def fresh_ports(self) -> None:
+        """Move to ports nobody took (before a first start only)."""
+        self.port = free_port()
 
     def command(self) -> Sequence[str]:
         raise NotImplementedError
@@ -75,20 +94,29 @@ class Server:
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
-        self.process = subprocess.Popen(
-            list(self.command()), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        self.wait_ready()
+        first = self.process is None
+        for attempt in range(3 if first and self.own_ports else 1):
+            if attempt:
+                self.fresh_ports()
+            with open(self.log, "wb") as log:  # the child keeps its own descriptor
+                self.process = subprocess.Popen(
+                    list(self.command()), stdout=log, stderr=subprocess.STDOUT
+                )
+            if self.wait_ready():
+                return
+        with open(self.log, "rb") as log:
+            output = log.read().decode(errors="replace")[-2000:]
+        raise RuntimeError(f"{self.name} exited at start on port {self.port}: {output}")
 
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> bool:
+        """True once the server answers; False when it exited (a port taken, say)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"{self.name} exited at start on port {self.port}: {err}")
+                return False
             if self.answers(timeout=0.2):
-                return
+                return True
             time.sleep(0.02)
         raise RuntimeError(f"{self.name} did not answer on port {self.port} in {timeout}s")
 
@@ -149,8 +177,8 @@ class Server:
                 process.wait(timeout=10)
             except ProcessLookupError:
                 pass
-        if process.stderr:  # also when it had already exited (a failed start)
-            process.stderr.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.log)
 
     def __repr__(self) -> str:
         pid = self.process.pid if self.process else None
@@ -272,6 +300,26 @@ class MemcachedServer(Server):
         return sock.recv(64).startswith(b"VERSION")
 
 
+class ClusterNode(RedisServer):
+    """One node of a ``RedisCluster``: its cluster bus on a port of its own."""
+
+    def __init__(self, directory: str, index: int) -> None:
+        super().__init__(options=[
+            "--cluster-enabled", "yes", "--dir", directory,
+            "--cluster-config-file", f"nodes-{index}.conf",
+            "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
+            "--repl-diskless-sync-delay", "0",
+        ])  # fmt: skip
+        self.bus_port = free_port()
+
+    def fresh_ports(self) -> None:
+        super().fresh_ports()
+        self.bus_port = free_port()
+
+    def command(self) -> Sequence[str]:
+        return [*super().command(), "--cluster-port", str(self.bus_port)]
+
+
 class RedisCluster:
     """A Redis Cluster of ``primaries`` primaries with one replica each, on free ports,
     quick to fail over (node timeout 1 s, any replica may be promoted). Ready once every
@@ -280,16 +328,7 @@ class RedisCluster:
 
     def __init__(self, primaries: int = 3) -> None:
         self.directory = tempfile.mkdtemp(prefix="aiocache-ext-cluster-")
-        self.nodes = [
-            RedisServer(options=[
-                "--cluster-enabled", "yes", "--cluster-port", str(free_port()),
-                "--dir", self.directory,
-                "--cluster-config-file", f"nodes-{index}.conf",
-                "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
-                "--repl-diskless-sync-delay", "0",
-            ])
-            for index in range(primaries * 2)
-        ]  # fmt: skip
+        self.nodes = [ClusterNode(self.directory, index) for index in range(primaries * 2)]
 
     @property
     def host(self) -> str:
