@@ -157,6 +157,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
         return await self._route(lambda c, _: c._redlock_release(key, value), [key])
 
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> Any:
+        await self._recovery.settled()
         if self._breaker.closed:
             try:
                 if namespace:  # never KEYS (aiocache's RedisCache does), never a flush
@@ -181,7 +182,10 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
 
     async def _route(self, operation: Operation, touched: Iterable[Any] | None = None) -> Any:
         """Run ``operation`` on the primary while the breaker is closed, else (or when it
-        fails twice) on the fallback, recording ``touched`` keys for the recovery."""
+        fails twice) on the fallback, recording ``touched`` keys for the recovery (a
+        change waits while the recovery's last replay runs)."""
+        if touched is not None:
+            await self._recovery.settled()
         if self._breaker.closed:
             for attempt in (1, 2):
                 timeout = self.primary_timeout if self._answered_at else self.first_timeout

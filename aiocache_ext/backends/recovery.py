@@ -7,6 +7,11 @@ the breaker once more), the journal of what the outage changed is replayed there
 fallback keeps serving for ``hold`` seconds (other workers replay theirs meanwhile),
 the journal is replayed again, the fallback emptied, and the breaker closes. A key the
 primary refuses is dropped with one log line; a primary that fails again reopens it.
+
+Each replay takes the journal once: changes keep coming meanwhile, and a replay that
+waited for an empty journal never ended while they came faster than it ran (an
+invalidation every 0.2 s did, on a busy machine). The last replay holds changes back
+instead (``settled``), so nothing written to the fallback misses it; reads go on.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class Recovery:
         self._primary_timeout = primary_timeout
         self._changed = changed
         self._probe: asyncio.Task[None] | None = None
+        self._last_replay: asyncio.Future[None] | None = None  # set while it runs
 
     def trip(self, error: BaseException) -> None:
         """The primary failed: open (once) and make sure a probe runs."""
@@ -66,6 +72,13 @@ class Recovery:
             self._changed(old, State.OPEN, error)
         if self._probe is None or self._probe.done():
             self._probe = asyncio.ensure_future(self._probe_until_recovered())
+
+    async def settled(self) -> None:
+        """Returns once no last replay runs. A change on the fallback waits for it (one
+        replay, each of its calls bounded): made during it, the change would miss it,
+        and the primary would serve what it replaced."""
+        if self._last_replay is not None:
+            await asyncio.shield(self._last_replay)
 
     def stop(self) -> None:
         if self._probe is not None:
@@ -93,30 +106,39 @@ class Recovery:
 
     async def _recover(self) -> None:
         """Undo the outage's changes on the primary, empty the fallback, close."""
-        hold_until = asyncio.get_running_loop().time() + self.hold
+        loop = asyncio.get_running_loop()
+        hold_until = loop.time() + self.hold
+        last: asyncio.Future[None] | None = None
         try:
             await self._drain()
-            await asyncio.sleep(max(0.0, hold_until - asyncio.get_running_loop().time()))
+            await asyncio.sleep(max(0.0, hold_until - loop.time()))
             await self._drain()  # what was written on the fallback during the hold
+            last = self._last_replay = loop.create_future()
+            await self._drain()  # what came meanwhile; changes wait from now on
             # In-process memory: emptying it does not yield, so no operation can slip in
             # between the last replay and the switch back to the primary.
             await backend_of(self.fallback).empty()
         except Exception as exc:  # the primary failed again: stay on the fallback
             self.breaker.failure()
             self._changed(State.RECOVERING, State.OPEN, exc)
-            return
-        self.breaker.recovered()
-        self._changed(State.RECOVERING, State.CLOSED, None)
+        else:
+            self.breaker.recovered()
+            self._changed(State.RECOVERING, State.CLOSED, None)
+        finally:  # the breaker is set: the changes held back go where it says
+            if last is not None:
+                last.set_result(None)
+                self._last_replay = None
 
     async def _drain(self) -> None:
-        """Replay the journal on the primary until it is empty (kept on failure)."""
-        while self.journal:
-            taken = self.journal.take()
-            try:
-                await self._replay(taken)
-            except BaseException:
-                self.journal.put_back(taken)
-                raise
+        """Replay what the journal holds now on the primary (kept on failure)."""
+        taken = self.journal.take()
+        if not taken:
+            return
+        try:
+            await self._replay(taken)
+        except BaseException:
+            self.journal.put_back(taken)
+            raise
 
     async def _replay(self, taken: Journal) -> None:
         if EVERYTHING in taken.namespaces:

@@ -367,3 +367,49 @@ async def test_a_reply_left_unread_by_a_held_event_loop_is_not_an_outage(
 def hold_event_loop(seconds: float) -> None:
     """Keep the running event loop from running anything else for ``seconds``."""
     time.sleep(seconds)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("change", ["set", "invalidate"])
+async def test_recovery_ends_while_changes_keep_coming(
+    redis_factory: Callable[[], RedisServer], change: str
+) -> None:
+    """Changes made on the fallback while the primary recovers are replayed there before
+    it serves; changes arriving faster than a replay takes once kept the breaker in
+    RECOVERING for as long as they came. Now the last replay holds changes back (reads go
+    on), so recovery ends, and the last change made is what the primary serves."""
+    from aiocache_ext import invalidate
+
+    server = redis_factory()
+    cache = FallbackCache(primary=primary_for(server, "redis"), namespace="live",
+                          primary_timeout=0.5, recovery_hold=0.2)  # fmt: skip
+    stop = asyncio.Event()
+    written: list[int] = []
+
+    async def keep_changing() -> None:
+        while not stop.is_set():
+            written.append(len(written))
+            if change == "set":
+                assert await cache.set("k", written[-1])
+            else:
+                await invalidate(namespace="live", cache=cache)
+            await asyncio.sleep(0)  # as fast as the fallback takes them
+
+    try:
+        assert await cache.set("k", -1)
+        server.pause()
+        assert await cache.set("k", -2)  # the primary cannot hear it: the breaker opens
+        assert cache.state is not State.CLOSED
+        writer = asyncio.ensure_future(keep_changing())
+        server.resume()
+        try:
+            await wait_for_state(cache, State.CLOSED, 30.0)  # never, before
+        finally:
+            stop.set()
+            await writer
+        expected = written[-1] if change == "set" else None
+        assert await cache.get("k") == expected
+        raw = read_primary(server, "redis", "live:k")
+        assert raw == (None if expected is None else str(expected).encode())
+    finally:
+        await cache.close()
