@@ -78,3 +78,11 @@ def memcached_expiry(ttl: float | None) -> int:
         return 0
     seconds = math.ceil(ttl)
     return seconds if seconds <= MEMCACHED_RELATIVE_MAX else int(time.time()) + seconds
+
+
+def parse_window(value: object, name: str) -> float:
+    """A stale window (``stale_while_revalidate``, ``stale_if_error``): any ttl form, or
+    ``0``/``None`` for none."""
+    if value is None or value == 0:
+        return 0.0
+    return float(parse_ttl(value, name) or 0)

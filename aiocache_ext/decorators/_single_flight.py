@@ -58,9 +58,10 @@ class Flights:
             log_once(logger, "flight-timeout", "waited lock_timeout for a concurrent miss")
         return True
 
-    def lead(self, key: Hashable) -> End:
+    def lead(self, key: Hashable, bound: bool = True) -> End:
         """Start the flight on ``key`` and return its ``end`` (idempotent); when another
-        request leads a live one, ``not_leading``."""
+        request leads a live one, ``not_leading``. ``bound``: it also ends with the
+        current task (else the caller guarantees to end it: a task of its own does)."""
         current = self._flights.get(key)
         if current is not None and time.monotonic() - current.started <= self.timeout:
             return not_leading
@@ -73,7 +74,7 @@ class Flights:
             flight.done.set()
 
         task = asyncio.current_task()
-        if task is not None:
+        if bound and task is not None:
             task.add_done_callback(end)
         return end
 
@@ -112,13 +113,13 @@ class Lease:
             return None
         self._ended = True
         self._renewing.cancel()
-        return _spawn(self.leases.give_back(self.key, self.owner))
+        return spawn(self.leases.give_back(self.key, self.owner))
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()
 
 
-def _spawn(call: Awaitable[Any]) -> asyncio.Future[Any]:
+def spawn(call: Awaitable[Any], failed: str = "lease not given back") -> asyncio.Future[Any]:
     """A task that runs to its end even if nobody awaits it; its failure is logged."""
     task = asyncio.ensure_future(call)
     _BACKGROUND.add(task)
@@ -127,9 +128,7 @@ def _spawn(call: Awaitable[Any]) -> asyncio.Future[Any]:
         _BACKGROUND.discard(finished)
         error = None if finished.cancelled() else finished.exception()
         if error is not None:
-            log_once(
-                logger, f"lease-end:{type(error).__name__}", "lease not given back error=%r", error
-            )
+            log_once(logger, f"{failed}:{type(error).__name__}", "%s error=%r", failed, error)
 
     task.add_done_callback(done)
     return task
@@ -150,14 +149,11 @@ async def take_turn(
         while True:
             owner = await leases.take(built, LEASE_TTL)
             if owner is not None:
-                lease = Lease(leases, built, owner)
+                lease = _held(leases, built, owner)
                 found, token = await look()  # stored between our miss and the lease?
                 if found is not None:
                     lease.end()
                     return found, token, None
-                task = asyncio.current_task()
-                if task is not None:
-                    task.add_done_callback(lease.end)
                 return None, token, lease
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -170,6 +166,28 @@ async def take_turn(
     except Exception as exc:
         log_once(logger, f"lease:{type(exc).__name__}", "shared single flight failed error=%r", exc)
         return None, token, None
+
+
+async def claim(leases: Leases, key: str) -> Lease | None:
+    """The shared lease on ``key`` if nobody holds it, without waiting: a stale entry's
+    one refresh among all processes. ``None``: another process refreshes it (or the
+    backend failed: the stale entry is served meanwhile either way)."""
+    built = leases.key(key + LEASE_SUFFIX)
+    try:
+        owner = await leases.take(built, LEASE_TTL)
+    except Exception as exc:
+        log_once(logger, f"lease:{type(exc).__name__}", "shared single flight failed error=%r", exc)
+        return None
+    return None if owner is None else _held(leases, built, owner)
+
+
+def _held(leases: Leases, built: Any, owner: str) -> Lease:
+    """A lease just taken, given back at the latest when the current task ends."""
+    lease = Lease(leases, built, owner)
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(lease.end)
+    return lease
 
 
 def both(first: End, second: End) -> End:

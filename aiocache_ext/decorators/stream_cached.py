@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from aiocache import Cache, cached
 from aiocache.base import SENTINEL
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message
 
 from .._log import log_once
 from ..backends.leases import leases_for
@@ -18,22 +23,23 @@ from ..exceptions import SerializerError
 from ..http.encoding import accepts
 from ..http.policy import RequestPolicy, SharedCacheRules, request_policy
 from ..http.request_headers import RequestHeaders, read_request_headers
+from ..http.staleness import Freshness, StaleRules, freshness
 from ..key_parts import origin_suffix
 from ..keys import key_builder as default_keys
 from ..streaming.encoder import GzipEncoder
-from ..streaming.format import Manifest, VaryIndex
+from ..streaming.format import Manifest, StaleValue, VaryIndex
 from ..streaming.integrity import Integrity
 from ..streaming.reader import DEFAULT_BATCH
 from ..streaming.replay import ReplayOptions, miss_headers, replay
-from ..streaming.responses import StoringResponse, storable_check
+from ..streaming.responses import RawHeaders, StoringResponse, storable_check
 from ..streaming.store import SegmentStore
 from ..streaming.writer import StreamWriter
-from ..ttl import parse_ttl
+from ..ttl import parse_ttl, parse_window
 from ._key_scope import varied_headers
 from ._resolve import resolve_cache
 from ._signature import EndpointSignature, take_request
-from ._single_flight import Flights, both, ended, not_leading, take_turn
-from .vary_on_headers import REQUEST_PARAM, vary_part
+from ._single_flight import End, Flights, both, claim, ended, not_leading, spawn, take_turn
+from .vary_on_headers import REQUEST_PARAM, add_vary, vary_part
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +79,14 @@ class stream_cached(cached):  # type: ignore[misc]
       (``"process"``; also what ``"shared"`` is on in-process memory), or not at all
       (``"off"``);
     - ``lock_timeout``: how long concurrent misses wait for the first one (seconds);
+    - ``stale_while_revalidate``: for this long past its ttl an entry is still served
+      at once (``X-Cache: STALE``, its true ``Age``) while one request, across every
+      process, refreshes it; ``stale_if_error``: for this long past its ttl an entry is
+      served when the endpoint raises or answers 5xx. Both any ttl form; the endpoint's
+      own ``Cache-Control: stale-while-revalidate=N, stale-if-error=N`` wins for its
+      response, and ``must-revalidate`` turns both off (RFC 5861, RFC 9111). Plain
+      values (a call outside a request, a route returning a ``dict``) follow the same
+      rules, and their concurrent misses make one call too;
     - ``read_batch``: segments per backend read; ``inline_size``: bodies up to this size
       are kept in the manifest itself, so their hits take one backend read.
     """
@@ -107,6 +121,8 @@ class stream_cached(cached):  # type: ignore[misc]
         client_max_age: bool = False,
         single_flight: str = "shared",
         lock_timeout: float = 30.0,
+        stale_while_revalidate: Any = 0,
+        stale_if_error: Any = 0,
         read_batch: int = DEFAULT_BATCH,
         inline_size: int = 16 * KiB,
         **kwargs: Any,
@@ -146,6 +162,10 @@ class stream_cached(cached):  # type: ignore[misc]
             )
         self.single_flight = single_flight
         self._flights = Flights(lock_timeout)
+        self.stale = StaleRules(
+            parse_window(stale_while_revalidate, "stale_while_revalidate"),
+            parse_window(stale_if_error, "stale_if_error"),
+        )
         self._request_param = (REQUEST_PARAM, True)
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
@@ -195,11 +215,10 @@ class stream_cached(cached):  # type: ignore[misc]
     ) -> Any:
         """Policy, lookup, lead or follow a concurrent miss, call, store."""
         request = take_request(args, kwargs, *self._request_param)
-        if not isinstance(request, Request):  # a plain function call: exactly ``cached``
-            return await super().decorator(
-                f, *args, cache_read=cache_read, cache_write=cache_write,
-                aiocache_wait_for_write=aiocache_wait_for_write, **kwargs,
-            )  # fmt: skip
+        if not isinstance(request, Request):  # a plain function call: a plain value
+            return await self._call(
+                f, args, kwargs, cache_read, cache_write, aiocache_wait_for_write
+            )
 
         headers = read_request_headers(request.scope["headers"])
         policy = self._policy(request, headers)
@@ -207,21 +226,33 @@ class stream_cached(cached):  # type: ignore[misc]
         key = self._key(f, args, kwargs, request, headers, gzip)
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and request.method == "GET"
+        call = functools.partial(f, *args, **kwargs)
 
-        token = None
+        token, stale = None, None
         if read:
-            found, token = await self._lookup(key, request, headers)
-            if found is None and write and await self._flights.wait(key):
-                found, token = await self._lookup(key, request, headers)
+            found, token, stale = await self._lookup(key, request, headers)
+            if (
+                found is None
+                and not _revalidating(stale)
+                and write
+                and await self._flights.wait(key)
+            ):
+                found, token, stale = await self._lookup(key, request, headers)
             if found is not None:
                 return found
+            if stale is not None and stale.freshness is Freshness.REVALIDATE:
+                served = await self._stale_response(stale, key, request, headers)
+                if served is not None:
+                    if write:
+                        self._refresh_later(served, call, key, request, gzip)
+                    return served
 
         flight = write and self.single_flight != "off"
         end_flight = self._flights.lead(key) if flight else _no_flight
         try:
             # A miss (not a refresh that skipped the read): this process's turn among all.
             if self._leases is not None and read and flight and end_flight is not not_leading:
-                look = functools.partial(self._lookup, key, request, headers)
+                look = functools.partial(self._look, key, request, headers)
                 timeout = self._flights.timeout
                 found, token, lease = await take_turn(self._leases, key, timeout, look)
                 if found is not None:  # another process stored it meanwhile
@@ -233,22 +264,188 @@ class stream_cached(cached):  # type: ignore[misc]
                 if token is None:
                     write = False
                     await ended(end_flight)  # nothing will be stored: waiters need not wait
-            result = await f(*args, **kwargs)
+            try:
+                result = await call()
+            except Exception as exc:
+                served = await self._instead_of_error(stale, key, request, headers, exc)
+                if served is None:
+                    raise
+                return served
             if not isinstance(result, Response):
                 if write and not self.skip_cache_func(result):
                     await self._store_value(f, key, result)
                 return result
+            if result.status_code >= 500 and stale is not None:
+                error = f"status {result.status_code}"
+                served = await self._instead_of_error(stale, key, request, headers, error)
+                if served is not None:
+                    return served
             extra = miss_headers(result, self._entry_ttl, self.replay_options)
             if not write:
                 result.raw_headers.extend(extra)
                 return result
-            writer = self._writer(key, request, token)
-            encode = functools.partial(self._encoder, compress=gzip) if self.compress else None
-            stored = StoringResponse(result, writer, extra, self._storable, end_flight, encode)
+            stored = self._storing(result, key, request, token, gzip, end_flight, extra)
             end_flight = _no_flight  # the response ends it once its entry is stored or not
             return stored
         finally:
             await ended(end_flight)
+
+    def _storing(
+        self,
+        result: Response,
+        key: str,
+        request: Request,
+        token: str | None,
+        gzip: bool,
+        end: End,
+        extra: RawHeaders | None = None,
+    ) -> StoringResponse:
+        """The endpoint's response, stored on its way out; ``end`` once stored or not."""
+        writer = self._writer(key, request, token)
+        encode = functools.partial(self._encoder, compress=gzip) if self.compress else None
+        return StoringResponse(result, writer, extra or [], self._storable, end, encode)
+
+    async def _stale_response(
+        self, stale: Stale, key: str, request: Request, headers: RequestHeaders
+    ) -> Any:
+        """The stale entry, marked so (``None``: its segments are gone)."""
+        if stale.entry is None:
+            return stale.value
+        return await replay(
+            self._store, stale.entry, key, stale.manifest_key, request.method,
+            headers.if_none_match, self.replay_options, stale=True,
+        )  # fmt: skip
+
+    async def _instead_of_error(
+        self, stale: Stale | None, key: str, request: Request, headers: RequestHeaders, error: Any
+    ) -> Any:
+        """The stale entry when the endpoint failed within ``stale-if-error`` (``None``:
+        the error goes to the client, as without a cache)."""
+        if stale is None:
+            return None
+        log_once(
+            logger, f"stale-if-error:{id(self)}", "endpoint failed, stale served error=%r", error
+        )
+        return await self._stale_response(stale, key, request, headers)
+
+    def _refresh_later(
+        self,
+        served: Any,
+        call: Callable[[], Awaitable[Any]],
+        key: str,
+        request: Request | None,
+        gzip: bool,
+    ) -> None:
+        """One refresh of a stale entry just served: after its response is sent, in the
+        request's own task (the endpoint's dependencies still open), unless this or
+        another process already refreshes it. A plain value has no response: its
+        refresh is a task of its own."""
+        end = self._flights.lead(key, bound=isinstance(served, Response))
+        if end is not_leading:
+            return
+        refresh = functools.partial(self._refresh, call, key, request, gzip, end)
+        if isinstance(served, Response):
+            served.background = BackgroundTask(refresh)
+        else:
+            spawn(refresh(), "stale entry not refreshed")
+
+    async def _refresh(
+        self,
+        call: Callable[[], Awaitable[Any]],
+        key: str,
+        request: Request | None,
+        gzip: bool,
+        end: End,
+    ) -> None:
+        """Call the endpoint (or function) again and store what it gives; nobody waits for
+        it. A failure keeps the stale entry (logged once)."""
+        try:
+            if self._leases is not None:
+                lease = await claim(self._leases, key)
+                if lease is None:  # another process refreshes it
+                    return
+                end = both(end, lease.end)
+            result = await call()
+            if isinstance(result, Response) and request is not None:
+                token = await self._token()
+                if token is None:
+                    return
+                add_vary(result, varied_headers(self))  # as vary_on_headers does on a miss
+                stored = self._storing(result, key, request, token, gzip, end)
+                end = _no_flight
+                await stored(request.scope, _never, _discard)
+            elif not self.skip_cache_func(result):
+                await self.set_in_cache(key, result)
+        except Exception as exc:
+            log_once(
+                logger, f"refresh:{type(exc).__name__}", "stale entry not refreshed error=%r", exc
+            )
+        finally:
+            await ended(end)
+
+    async def _call(
+        self,
+        f: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        cache_read: bool,
+        cache_write: bool,
+        wait_for_write: bool,
+    ) -> Any:
+        """A plain call (outside a request): ``cached``'s semantics, with the single
+        flight and the stale rules of routes."""
+        key = self.get_cache_key(f, args, kwargs)
+        call = functools.partial(f, *args, **kwargs)
+        stale = None
+        if cache_read:
+            found, stale = await self._get_value(key)
+            if (
+                found is None
+                and not _revalidating(stale)
+                and cache_write
+                and await self._flights.wait(key)
+            ):
+                found, stale = await self._get_value(key)
+            if found is not None:
+                return found
+            if stale is not None and stale.freshness is Freshness.REVALIDATE:
+                if cache_write:
+                    self._refresh_later(stale.value, call, key, None, False)
+                return stale.value
+        flight = cache_write and self.single_flight != "off"
+        end_flight = self._flights.lead(key) if flight else _no_flight
+        try:
+            if self._leases is not None and cache_read and flight and end_flight is not not_leading:
+                look = functools.partial(self._look_value, key)
+                found, _, lease = await take_turn(self._leases, key, self._flights.timeout, look)
+                if found is not None:
+                    return found
+                if lease is not None:
+                    end_flight = both(end_flight, lease.end)
+            try:
+                result = await call()
+            except Exception as exc:
+                if stale is None:
+                    raise
+                log_once(
+                    logger, f"stale-if-error:{id(self)}", "call failed, stale served error=%r", exc
+                )
+                return stale.value
+            if cache_write and not self.skip_cache_func(result):
+                if wait_for_write:
+                    await self.set_in_cache(key, result)
+                else:  # as ``cached``: the caller does not wait; the flight ends once stored
+                    spawn(self._store_then(key, result, end_flight), "value not cached")
+                    end_flight = _no_flight
+            return result
+        finally:
+            await ended(end_flight)
+
+    async def _store_then(self, key: str, value: Any, end: End) -> None:
+        try:
+            await self.set_in_cache(key, value)
+        finally:
+            await ended(end)
 
     def _policy(self, request: Request, headers: RequestHeaders) -> RequestPolicy:
         honor = self.rules.honor_request_cache_control
@@ -294,6 +491,7 @@ class stream_cached(cached):  # type: ignore[misc]
             token=token,
             variant_key=lambda names: stored_key + vary_part(request, names),
             covered=(*varied_headers(self), *(("accept-encoding",) if self.compress else ())),
+            stale=self.stale,
         )
 
     async def _store_value(self, f: Callable[..., Any], key: str, value: Any) -> None:
@@ -312,25 +510,30 @@ class stream_cached(cached):  # type: ignore[misc]
             return None
 
     async def get_from_cache(self, key: str) -> Any:
-        """A plain value, as ``cached`` reads it (in this decorator's namespace)."""
-        try:
-            call = self.cache.get(self._store.fit(key), namespace=self._store.namespace)
-            return await self._store.timed(call)
-        except Exception as exc:
-            log_once(logger, f"get:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
-            return None
+        """A fresh plain value, as ``cached`` reads it (in this decorator's namespace)."""
+        found, _ = await self._get_value(key)
+        return found
 
     async def set_in_cache(self, key: str, value: Any) -> None:
-        """Store a plain value as ``cached`` does, but a value the serializer cannot
-        encode (a ``datetime`` under JSON) is one log line per type, not a traceback per
-        request."""
-        ttl = self._store.expiry(self._entry_ttl)
+        """Store a plain value as ``cached`` does (or, with a stale window, as a
+        ``StaleValue`` record that says when it stops being fresh); a value the
+        serializer cannot encode (a ``datetime`` under JSON) is one log line per type,
+        not a traceback per request."""
+        ttl = self._entry_ttl
         try:
-            await self._store.timed(
-                self.cache.set(
-                    self._store.fit(key), value, ttl=ttl, namespace=self._store.namespace
-                )
-            )
+            if self.stale.longest and ttl is not None:
+                now = time.time()
+                record = StaleValue(
+                    self.cache.serializer.dumps(value), now, now + ttl,
+                    self.stale.while_revalidate, self.stale.if_error,
+                )  # fmt: skip
+                await self._store.put_record(key, record, ttl + self.stale.longest)
+                return
+            call = self.cache.set(
+                self._store.fit(key), value, ttl=self._store.expiry(ttl),
+                namespace=self._store.namespace,
+            )  # fmt: skip
+            await self._store.timed(call)
         except Exception as exc:
             log_once(
                 logger, f"set:{type(exc).__name__}:{type(value).__qualname__}",
@@ -348,9 +551,10 @@ class stream_cached(cached):  # type: ignore[misc]
 
     async def _lookup(
         self, key: str, request: Request, headers: RequestHeaders
-    ) -> tuple[Any, str | None]:
-        """A response (or plain value) for a hit, ``None`` for a miss; and the namespace
-        token read with it (``None`` when there is none or the read failed). Never raises."""
+    ) -> tuple[Any, str | None, Stale | None]:
+        """A response (or plain value) for a fresh hit, ``None`` otherwise; the namespace
+        token read with it (``None`` when there is none or the read failed); and the
+        entry when it is stale but may still be served. Never raises."""
         manifest_key, token = key, None
         try:
             entry, token = await self._store.lookup(key)
@@ -358,25 +562,93 @@ class stream_cached(cached):  # type: ignore[misc]
                 manifest_key = key + vary_part(request, entry.names)
                 entry = await self._store.get_entry(manifest_key)
                 if not isinstance(entry, Manifest):
-                    return None, token
-        except SerializerError as exc:
-            log_once(logger, f"entry:{exc}"[:80], "cache entry refused, miss reason=%s", exc)
-            return None, token
+                    return None, token, None
+            if not isinstance(entry, Manifest):
+                found, stale = self._plain(entry, key)
+                return found, token, stale
         except Exception as exc:
-            log_once(logger, f"read:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
-            return None, token
-        if not isinstance(entry, Manifest):
-            if entry is not None and not self._plain_values:
-                log_once(logger, "plain-refused", "unsigned plain value refused, miss key=%s", key)
-                return None, token
-            return entry, token
+            _read_failed(exc)
+            return None, token, None
         if entry.token is None or entry.token != token:
-            return None, token  # written before its namespace was last invalidated
+            return None, token, None  # written before its namespace was last invalidated
+        state = freshness(entry.expires_at, entry.stale_rules, time.time())
+        if state is Freshness.EXPIRED:
+            return None, token, None
+        if state is not Freshness.FRESH:
+            return None, token, Stale(state, entry, manifest_key)
         found = await replay(
             self._store, entry, key, manifest_key, request.method, headers.if_none_match,
             self.replay_options,
         )  # fmt: skip
+        return found, token, None
+
+    async def _look(
+        self, key: str, request: Request, headers: RequestHeaders
+    ) -> tuple[Any, str | None]:
+        """``_lookup`` as a waiter for another process looks again: fresh, or nothing."""
+        found, token, _ = await self._lookup(key, request, headers)
         return found, token
+
+    async def _get_value(self, key: str) -> tuple[Any, Stale | None]:
+        """A fresh plain value (``None``: a miss, as under ``cached``), and the value when
+        it is stale but may still be served. Never raises."""
+        try:
+            return self._plain(await self._store.get_entry(key), key)
+        except Exception as exc:
+            _read_failed(exc)
+            return None, None
+
+    async def _look_value(self, key: str) -> tuple[Any, str | None]:
+        found, _ = await self._get_value(key)
+        return found, None
+
+    def _plain(self, entry: Any, key: str) -> tuple[Any, Stale | None]:
+        """What a plain value found under ``key`` gives: fresh, stale, or a miss."""
+        if isinstance(entry, StaleValue):
+            state = freshness(entry.expires_at, entry.stale_rules, time.time())
+            if state is Freshness.EXPIRED:
+                return None, None
+            value = self.cache.serializer.loads(entry.payload)
+            return (value, None) if state is Freshness.FRESH else (None, Stale(state, value=value))
+        if isinstance(entry, (Manifest, VaryIndex)):  # a route's entry, not a value
+            return None, None
+        if entry is not None and not self._plain_values:
+            log_once(logger, "plain-refused", "unsigned plain value refused, miss key=%s", key)
+            return None, None
+        return entry, None
+
+
+@dataclasses.dataclass(frozen=True)
+class Stale:
+    """An entry past its freshness that may still be served: a route's stored response
+    (``entry``, its manifest under ``manifest_key``) or a plain ``value``."""
+
+    freshness: Freshness
+    entry: Manifest | None = None
+    manifest_key: str = ""
+    value: Any = None
+
+
+def _revalidating(stale: Stale | None) -> bool:
+    """Whether ``stale`` is served at once (while one refresh runs)."""
+    return stale is not None and stale.freshness is Freshness.REVALIDATE
+
+
+def _read_failed(exc: Exception) -> None:
+    if isinstance(exc, SerializerError):
+        log_once(logger, f"entry:{exc}"[:80], "cache entry refused, miss reason=%s", exc)
+    else:
+        log_once(logger, f"read:{type(exc).__name__}", "cache read failed, miss error=%r", exc)
+
+
+async def _never() -> Message:
+    """A refresh's ``receive``: no client is there to disconnect."""
+    await asyncio.Future()
+    raise AssertionError("unreachable")
+
+
+async def _discard(message: Message) -> None:
+    """A refresh's ``send``: the response is stored, sent to nobody."""
 
 
 def _no_flight(*_: Any) -> None:

@@ -66,7 +66,7 @@ def vary_on_headers(*header_names: str) -> Callable[[F], F]:
                 return await func(*args, **kwargs)
             with key_scope(decorator, vary_part(request, names), lowered):
                 result = await func(*args, **kwargs)
-            _add_vary(result if isinstance(result, Response) else sub_response, names)
+            add_vary(result if isinstance(result, Response) else sub_response, names)
             return result
 
         wrapper.__signature__ = signature.signature()  # type: ignore[attr-defined]
@@ -85,7 +85,8 @@ def vary_part(request: HTTPConnection, names: Sequence[str]) -> str:
     return vary_suffix(values)
 
 
-def _add_vary(response: Response | None, names: tuple[str, ...]) -> None:
+def add_vary(response: Response | None, names: Sequence[str]) -> None:
+    """``Vary`` on ``response`` lists ``names`` too (merged with what it says)."""
     if response is None:
         return
     merged = merge_vary(response.headers.getlist("vary"), names)

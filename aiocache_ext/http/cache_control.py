@@ -22,6 +22,13 @@ class CacheControl:
     public: bool = False
     max_age: int | None = None
     s_maxage: int | None = None
+    #: RFC 5861: how long past its freshness the response may still be served while a
+    #: refresh runs, or when the origin fails; ``None`` when not sent.
+    stale_while_revalidate: int | None = None
+    stale_if_error: int | None = None
+    #: ``must-revalidate`` or ``proxy-revalidate`` (RFC 9111 Sections 5.2.2.2, 5.2.2.8):
+    #: a shared cache never serves the response stale.
+    must_revalidate: bool = False
     extensions: frozenset[str] = frozenset()
 
     @property
@@ -50,12 +57,12 @@ def parse_cache_control(values: str | Iterable[str] | None) -> CacheControl:
             name = name.strip().lower()
             if not name:
                 continue
-            if name in ("max-age", "s-maxage"):
+            if name in _DELTAS:
                 seconds = _delta_seconds(argument)
                 ages[name] = min(seconds, ages.get(name, seconds))
             else:
                 flags.add(name)
-    known = {"no-store", "no-cache", "private", "public"}
+    known = {"no-store", "no-cache", "private", "public", "must-revalidate", "proxy-revalidate"}
     return CacheControl(
         no_store="no-store" in flags,
         no_cache="no-cache" in flags,
@@ -63,8 +70,15 @@ def parse_cache_control(values: str | Iterable[str] | None) -> CacheControl:
         public="public" in flags,
         max_age=ages.get("max-age"),
         s_maxage=ages.get("s-maxage"),
+        stale_while_revalidate=ages.get("stale-while-revalidate"),
+        stale_if_error=ages.get("stale-if-error"),
+        must_revalidate=bool(flags & {"must-revalidate", "proxy-revalidate"}),
         extensions=frozenset(flags - known),
     )
+
+
+#: Directives that take delta-seconds (a repeated one keeps its smallest value).
+_DELTAS = ("max-age", "s-maxage", "stale-while-revalidate", "stale-if-error")
 
 
 def _delta_seconds(argument: str) -> int:

@@ -7,7 +7,9 @@ The manifest lists a check value per segment and may be sealed (``integrity``). 
 response whose endpoint says ``Vary`` is stored under a variant key (the base key plus the
 varied request values), and the base key holds a ``VaryIndex`` naming those headers. Both
 records are ASCII text (JSON; header bytes as latin-1 code points), so they survive every
-aiocache serializer and backend encoding. Pure: no I/O.
+aiocache serializer and backend encoding. A plain value stored with a stale window is a
+third record, ``StaleValue``: the value as the cache's serializer wrote it, and when it
+stops being fresh. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..exceptions import SerializerError
+from ..http.staleness import StaleRules
 from .integrity import PLAIN, Integrity
 
 #: Every record this module writes starts with ``FAMILY``: one of another version is
-#: never mistaken for a plain value, only refused.
+#: never mistaken for a plain value, only refused (version 4: entries may be kept past
+#: their freshness, which a reader of version 3 would serve as fresh).
 FAMILY = "aiocache_ext.stream/"
-MANIFEST_PREFIX = FAMILY + "3 "
+MANIFEST_PREFIX = FAMILY + "4 "
 _FAMILY_BYTES = FAMILY.encode()
 
 #: Not replayed: they describe one connection or one client (RFC 9110 Section 7.6.1),
@@ -57,6 +61,12 @@ class Manifest:
     inline: bytes | None = None  # a small body, kept in the manifest: one read per hit
     checks: tuple[str, ...] = ()  # one per segment (``Integrity.segment_check``)
     token: str | None = None  # the namespace token when the write started (see namespaces)
+    stale_while_revalidate: float = 0.0  # seconds past ``expires_at`` (http.staleness)
+    stale_if_error: float = 0.0
+
+    @property
+    def stale_rules(self) -> StaleRules:
+        return StaleRules(self.stale_while_revalidate, self.stale_if_error)
 
     @property
     def segments(self) -> int:
@@ -112,11 +122,16 @@ class Manifest:
                 inline=None if data.get("inline") is None else base64.b64decode(data["inline"]),
                 checks=tuple(str(c) for c in data["checks"]),
                 token=None if data.get("token") is None else str(data["token"]),
+                stale_while_revalidate=float(data.get("stale_while_revalidate", 0.0)),
+                stale_if_error=float(data.get("stale_if_error", 0.0)),
             )
         except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
             raise SerializerError(f"corrupt stream manifest: {exc!r}") from exc
-        if manifest.size < 0 or manifest.segment_size <= 0 or not 100 <= manifest.status <= 599:
-            raise SerializerError("corrupt stream manifest: impossible sizes or status")
+        negative = min(manifest.stale_while_revalidate, manifest.stale_if_error) < 0
+        if manifest.size < 0 or manifest.segment_size <= 0 or negative:
+            raise SerializerError("corrupt stream manifest: impossible sizes or windows")
+        if not 100 <= manifest.status <= 599:
+            raise SerializerError("corrupt stream manifest: impossible status")
         if manifest.inline is not None and len(manifest.inline) != manifest.size:
             raise SerializerError("corrupt stream manifest: inline body of the wrong size")
         if len(manifest.checks) != manifest.segments:
@@ -135,6 +150,49 @@ class VaryIndex:
         return _dump(key, {"vary": list(self.names)}, integrity)
 
 
+@dataclasses.dataclass(frozen=True)
+class StaleValue:
+    """A plain value stored with a stale window: ``payload`` is what the cache's
+    serializer made of it (text, or bytes kept as base64)."""
+
+    payload: str | bytes
+    stored_at: float
+    expires_at: float | None
+    stale_while_revalidate: float = 0.0
+    stale_if_error: float = 0.0
+
+    @property
+    def stale_rules(self) -> StaleRules:
+        return StaleRules(self.stale_while_revalidate, self.stale_if_error)
+
+    def dumps(self, key: str | bytes, integrity: Integrity = PLAIN) -> str:
+        data = dataclasses.asdict(self)
+        payload = self.payload
+        binary = not isinstance(payload, str)
+        data["payload"] = (
+            payload if isinstance(payload, str) else base64.b64encode(payload).decode()
+        )
+        data["binary"] = binary
+        return _dump(key, {"value": data}, integrity)
+
+    @classmethod
+    def from_data(cls, data: Any) -> StaleValue:
+        try:
+            payload = data["payload"]
+            value = cls(
+                payload=base64.b64decode(payload) if data["binary"] else str(payload),
+                stored_at=float(data["stored_at"]),
+                expires_at=None if data["expires_at"] is None else float(data["expires_at"]),
+                stale_while_revalidate=float(data["stale_while_revalidate"]),
+                stale_if_error=float(data["stale_if_error"]),
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise SerializerError(f"corrupt stored value: {exc!r}") from exc
+        if min(value.stale_while_revalidate, value.stale_if_error) < 0:
+            raise SerializerError("corrupt stored value: negative windows")
+        return value
+
+
 #: Statuses whose responses have no body, hence no ``Content-Length`` on replay.
 NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -146,7 +204,7 @@ def _dump(key: str | bytes, data: dict[str, Any], integrity: Integrity) -> str:
 @functools.lru_cache(maxsize=512)
 def parse_record(
     raw: str | bytes, key: str | bytes, integrity: Integrity = PLAIN
-) -> Manifest | VaryIndex:
+) -> Manifest | VaryIndex | StaleValue:
     """A stored record read under ``key``; ``SerializerError`` when it is malformed, of
     another format version, or refused by ``integrity``. Remembered: a hot entry is read
     again and again, unchanged."""
@@ -165,6 +223,8 @@ def parse_record(
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise SerializerError("corrupt vary index")
         return VaryIndex(tuple(names))
+    if "value" in data:
+        return StaleValue.from_data(data["value"])
     return Manifest.from_data(data)
 
 

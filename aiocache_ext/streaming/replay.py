@@ -42,11 +42,12 @@ async def replay(
     method: str,
     if_none_match: str | None,
     options: ReplayOptions,
+    stale: bool = False,
 ) -> Response | None:
     """The response for a valid entry stored under ``key`` (its manifest under
-    ``manifest_key``); ``None`` when its first segments are gone (nothing sent yet, so it
-    is a miss, and the broken manifest is dropped)."""
-    headers = hit_headers(entry, time.time(), options)
+    ``manifest_key``), marked a hit or ``stale``; ``None`` when its first segments are
+    gone (nothing sent yet, so it is a miss, and the broken manifest is dropped)."""
+    headers = hit_headers(entry, time.time(), options, b"STALE" if stale else b"HIT")
     if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
         keep = not_modified_headers({k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
         return Response(status_code=304, headers=keep)
@@ -71,8 +72,11 @@ async def replay(
     return ReplayResponse(entry, headers, reader, first, forget)
 
 
-def hit_headers(manifest: Manifest, now: float, options: ReplayOptions) -> RawHeaders:
-    """The stored headers, with ``Age``, the ``Cache-Control`` clients get, the marker."""
+def hit_headers(
+    manifest: Manifest, now: float, options: ReplayOptions, mark: bytes = b"HIT"
+) -> RawHeaders:
+    """The stored headers, with ``Age`` (since the entry was stored: past its freshness
+    too), the ``Cache-Control`` clients get, the marker."""
     headers = [*manifest.replay_headers, (b"age", str(age(manifest.stored_at, now)).encode())]
     if options.client_max_age:
         remaining = None if manifest.expires_at is None else manifest.expires_at - now
@@ -82,7 +86,7 @@ def hit_headers(manifest: Manifest, now: float, options: ReplayOptions) -> RawHe
     elif manifest.cache_control is None:
         headers.append(_NO_CACHE)  # what client_cache_control gives without max-age
     if options.marker:
-        headers.append((options.marker, b"HIT"))
+        headers.append((options.marker, mark))
     return headers
 
 

@@ -22,7 +22,7 @@ from aiocache.base import BaseCache
 from .._tasks import Guard
 from ..backends.adapter import backend_of
 from ..backends.namespaces import TOKEN_KEY, new_token
-from .format import SEGMENT_GRACE, Manifest, VaryIndex, is_record, parse_record
+from .format import SEGMENT_GRACE, Manifest, StaleValue, VaryIndex, is_record, parse_record
 from .integrity import PLAIN, Integrity
 
 T = TypeVar("T")
@@ -123,7 +123,9 @@ class SegmentStore:
             return parse_record(raw, built, self.integrity)
         return self.cache.serializer.loads(raw)
 
-    async def put_record(self, key: str, record: Manifest | VaryIndex, ttl: float | None) -> None:
+    async def put_record(
+        self, key: str, record: Manifest | VaryIndex | StaleValue, ttl: float | None
+    ) -> None:
         text = record.dumps(self.key(key), self.integrity)
         expiry, fitted = self.expiry(ttl), self.fit(key)
         call = self.cache.set(

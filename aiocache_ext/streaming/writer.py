@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from .._log import log_once
 from ..http.cache_control import parse_cache_control
 from ..http.etag import strong_etag
+from ..http.staleness import NEVER_STALE, StaleRules
 from ..http.vary import parse_vary
 from .format import (
     SEGMENT_GRACE,
@@ -53,6 +54,7 @@ class StreamWriter:
         token: str | None = None,
         variant_key: VariantKey | None = None,
         covered: Sequence[str] = (),
+        stale: StaleRules = NEVER_STALE,
     ) -> None:
         self.store = store
         self.token = token  # the namespace token read before the endpoint ran
@@ -61,6 +63,7 @@ class StreamWriter:
         self.inline_size = inline_size
         self.key = key
         self.ttl = ttl
+        self.stale = stale  # the route's options; the endpoint's Cache-Control may differ
         self.max_size = max_size
         self.write_id = new_write_id()
         self.started = time.time()
@@ -100,18 +103,26 @@ class StreamWriter:
             return None
         now = time.time()
         # Readable for ``ttl`` from now, however long the stream took; the endpoint's own
-        # freshness caps it, never extends it.
+        # freshness caps it, never extends it. Kept past it for as long as it may be
+        # served stale.
         manifest_ttl = self.ttl
-        lifetime = parse_cache_control(header_values(raw_headers, b"cache-control")).shared_lifetime
+        cache_control = parse_cache_control(header_values(raw_headers, b"cache-control"))
+        stale = self.stale.for_response(cache_control)
+        lifetime = cache_control.shared_lifetime
         if lifetime is not None:
             manifest_ttl = lifetime if manifest_ttl is None else min(manifest_ttl, lifetime)
         if manifest_ttl is not None and manifest_ttl <= 0:
             await self.abort("response stale on arrival")
             return None
-        if self.ttl is not None and self._written and now - self.started > SEGMENT_GRACE / 2:
+        long_stream = now - self.started > SEGMENT_GRACE / 2
+        if (
+            self.ttl is not None
+            and self._written
+            and (long_stream or stale.longest > self.stale.longest)
+        ):
             keys = [segment_key(self.key, self.write_id, i) for i in range(self._written)]
-            try:  # a long stream: its first segments must outlive the entry
-                await self.store.extend(keys, segment_ttl(self.ttl) or self.ttl)
+            try:  # its first segments must outlive the entry, stale window included
+                await self.store.extend(keys, SEGMENT_GRACE + self.ttl + stale.longest)
             except Exception as exc:
                 await self.abort(f"segment ttl extension failed: {exc!r}")
                 return None
@@ -129,6 +140,8 @@ class StreamWriter:
             inline=inline,
             checks=tuple(self._checks),
             token=self.token,
+            stale_while_revalidate=stale.while_revalidate,
+            stale_if_error=stale.if_error,
         )
         varied = [
             n for n in parse_vary(header_values(raw_headers, b"vary")) if n not in self.covered
@@ -138,10 +151,11 @@ class StreamWriter:
             manifest_key = self.variant_key(varied)
         replaced = await self._current(manifest_key)
         try:
-            await self.store.put_record(manifest_key, manifest, manifest_ttl)
+            kept = None if manifest_ttl is None else manifest_ttl + stale.longest
+            await self.store.put_record(manifest_key, manifest, kept)
             if manifest_key != self.key:
                 index = VaryIndex(tuple(varied))
-                await self.store.put_record(self.key, index, segment_ttl(self.ttl))
+                await self.store.put_record(self.key, index, self._segment_ttl(stale))
         except Exception as exc:
             await self.abort(f"manifest write failed: {exc!r}")
             return None
@@ -168,6 +182,9 @@ class StreamWriter:
         except Exception as exc:
             log_once(logger, "free-replaced", "replaced segments not freed error=%r", exc)
 
+    def _segment_ttl(self, stale: StaleRules) -> float | None:
+        return segment_ttl(None if self.ttl is None else self.ttl + stale.longest)
+
     async def abort(self, reason: str) -> None:
         """Give up this write and delete what it stored (best effort: segments expire)."""
         if self.abandoned:
@@ -187,6 +204,6 @@ class StreamWriter:
         self._written += 1  # counted first: a write cut short may still have landed
         self._checks.append(self.store.integrity.segment_check(segment))
         try:
-            await self.store.put_segment(key, segment, segment_ttl(self.ttl))
+            await self.store.put_segment(key, segment, self._segment_ttl(self.stale))
         except Exception as exc:
             await self.abort(f"segment write failed: {exc!r}")

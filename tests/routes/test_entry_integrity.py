@@ -160,7 +160,7 @@ async def test_compression_serializer_secret_seals_stream_entries(
             await client.get("/")
             raw = await signed.get(KEY, loads_fn=lambda v: v)
             assert (raw.decode() if isinstance(raw, bytes) else raw).startswith(
-                "aiocache_ext.stream/3 mac="
+                "aiocache_ext.stream/4 mac="
             )
             await SegmentStore(signed).put_record(
                 KEY, (await segments(SegmentStore(signed, Integrity(b"k"))))[0], 60

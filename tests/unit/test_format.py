@@ -61,10 +61,10 @@ def test_a_sealed_record_is_refused_under_another_key_or_secret_or_unsigned() ->
     ("stored", "reason"),
     [
         ("aiocache_ext.stream/1 {}", "another format"),
-        ("aiocache_ext.stream/3 {not json", "corrupt stream record"),
-        ("aiocache_ext.stream/3 [1]", "not an object"),
-        ('aiocache_ext.stream/3 {"vary": []}', "corrupt vary index"),
-        ('aiocache_ext.stream/3 {"status": 200}', "corrupt stream manifest"),
+        ("aiocache_ext.stream/4 {not json", "corrupt stream record"),
+        ("aiocache_ext.stream/4 [1]", "not an object"),
+        ('aiocache_ext.stream/4 {"vary": []}', "corrupt vary index"),
+        ('aiocache_ext.stream/4 {"status": 200}', "corrupt stream manifest"),
     ],
 )
 def test_malformed_records_are_refused(stored: str, reason: str) -> None:

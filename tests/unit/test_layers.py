@@ -13,6 +13,7 @@ PURE = {
     "aiocache_ext.key_parts", "aiocache_ext.backend_keys",
     "aiocache_ext.http.cache_control", "aiocache_ext.http.encoding", "aiocache_ext.http.etag",
     "aiocache_ext.http.policy", "aiocache_ext.http.request_headers", "aiocache_ext.http.vary",
+    "aiocache_ext.http.staleness",
     "aiocache_ext.streaming.format", "aiocache_ext.streaming.integrity",
     "aiocache_ext.backends.breaker", "aiocache_ext.backends.journal",
     "aiocache_ext.serializers.codecs", "aiocache_ext.serializers.envelope",
