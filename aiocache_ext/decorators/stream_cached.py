@@ -521,16 +521,18 @@ class stream_cached(cached):  # type: ignore[misc]
         not a traceback per request."""
         ttl = self._entry_ttl
         try:
+            kept = ttl
             if self.stale.longest and ttl is not None:
-                now = time.time()
-                record = StaleValue(
-                    self.cache.serializer.dumps(value), now, now + ttl,
-                    self.stale.while_revalidate, self.stale.if_error,
-                )  # fmt: skip
-                await self._store.put_record(key, record, ttl + self.stale.longest)
-                return
+                now, payload = time.time(), self.cache.serializer.dumps(value)
+                stale = self.stale
+                record = StaleValue(payload, now, now + ttl, stale.while_revalidate, stale.if_error)
+                kept = ttl + stale.longest
+                if isinstance(payload, (str, bytes)):
+                    await self._store.put_record(key, record, kept)
+                    return
+                value = record  # in-process memory keeps objects as they are
             call = self.cache.set(
-                self._store.fit(key), value, ttl=self._store.expiry(ttl),
+                self._store.fit(key), value, ttl=self._store.expiry(kept),
                 namespace=self._store.namespace,
             )  # fmt: skip
             await self._store.timed(call)

@@ -153,9 +153,10 @@ class VaryIndex:
 @dataclasses.dataclass(frozen=True)
 class StaleValue:
     """A plain value stored with a stale window: ``payload`` is what the cache's
-    serializer made of it (text, or bytes kept as base64)."""
+    serializer made of it (text, or bytes kept as base64; in-process memory keeps the
+    whole ``StaleValue`` as an object, its payload the value itself)."""
 
-    payload: str | bytes
+    payload: Any
     stored_at: float
     expires_at: float | None
     stale_while_revalidate: float = 0.0

@@ -1,6 +1,7 @@
 """The app the cross-process single-flight tests run in several uvicorn workers: a slow
-streamed report on Redis (``REDIS_PORT``) that counts its calls in Redis and records
-which process made the last one."""
+streamed report cached on Redis (``REDIS_PORT``), or on memcached when
+``MEMCACHED_PORT`` is set, that counts its calls in Redis and records which process made
+the last one; and the same report with a one-second ttl and a stale window (``/stale``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ from aiocache_ext import stream_cached
 PORT = int(os.environ["REDIS_PORT"])
 CHUNK_DELAY = float(os.environ.get("CHUNK_DELAY", "0.05"))
 CHUNKS = 20
-cache = Cache(Cache.REDIS, endpoint="127.0.0.1", port=PORT, namespace="flight")
+MEMCACHED_PORT = os.environ.get("MEMCACHED_PORT")
+if MEMCACHED_PORT:
+    cache = Cache(Cache.MEMCACHED, endpoint="127.0.0.1", port=int(MEMCACHED_PORT))
+else:
+    cache = Cache(Cache.REDIS, endpoint="127.0.0.1", port=PORT)
 counter = aredis.Redis(host="127.0.0.1", port=PORT)
 
 
@@ -28,8 +33,6 @@ def chunk(index: int) -> bytes:
     return bytes([index]) * 50_000  # 1 MB in all
 
 
-@stream_cached(cache=cache, ttl=60, key="report", key_host=False, segment_size=64 * 1024,
-               single_flight=os.environ.get("SINGLE_FLIGHT", "shared"))  # fmt: skip
 async def report(request: Request) -> StreamingResponse:
     await counter.incr("test:calls")
     await counter.set("test:leader", os.getpid())
@@ -46,4 +49,9 @@ async def pid(request: Request) -> StreamingResponse:
     return StreamingResponse(iter([str(os.getpid()).encode()]))
 
 
-app = Starlette(routes=[Route("/report", report), Route("/pid", pid)])
+options = {"cache": cache, "namespace": "flight", "key_host": False, "segment_size": 64 * 1024}
+cached_report = stream_cached(ttl=60, key="report", **options)(report)
+stale_report = stream_cached(ttl=1, key="stale", stale_while_revalidate=60, **options)(report)
+app = Starlette(
+    routes=[Route("/report", cached_report), Route("/stale", stale_report), Route("/pid", pid)]
+)

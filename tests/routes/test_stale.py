@@ -196,3 +196,28 @@ def test_bad_windows_fail_at_decoration() -> None:
         stream_cached(stale_while_revalidate=-5)
     with pytest.raises(ValueError, match="stale_if_error"):
         stream_cached(stale_if_error="soon")
+
+
+async def test_two_processes_refresh_a_stale_entry_once(
+    cache_factory: Callable[..., BaseCache], backend: str
+) -> None:
+    if backend == "memory":
+        pytest.skip("in-process memory is not shared: each process refreshes its own")
+    origin = Origin()  # two "processes": each its own decorator over its own cache client
+    apps = [origin.app(cache_factory(namespace="swr2"), stale_while_revalidate=60) for _ in "ab"]
+    async with client_for(apps[0]) as first, client_for(apps[1]) as second:
+        await first.get("/")
+        stored_at = time.time()
+        assert marker(await second.get("/")) == "HIT"
+        await past_freshness(stored_at)
+        origin.gate.clear()
+        origin.entered.clear()
+        refresher = asyncio.ensure_future(first.get("/"))
+        await asyncio.wait_for(origin.entered.wait(), 30)
+        during = await asyncio.gather(*(http.get("/") for http in (first, second) * 10))
+        assert {(marker(r), r.content) for r in during} == {("STALE", body(1))}
+        origin.gate.set()
+        await refresher
+        assert origin.version == 2  # the other process saw the lease and did not refresh
+        fresh = await second.get("/")
+        assert (marker(fresh), fresh.content) == ("HIT", body(2))
