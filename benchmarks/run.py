@@ -14,7 +14,8 @@ from _common import machine, table
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
-    "compression.py", "streaming.py", "cluster.py", "outage.py", "invalidation.py", "load.py"
+    "compression.py", "streaming.py", "cluster.py", "single_flight.py", "outage.py",
+    "invalidation.py", "load.py",
 ]  # fmt: skip
 
 
@@ -40,7 +41,7 @@ def main() -> None:
         outputs[script] = run(script)
         print(f"## {script}\n\n{outputs[script]}\n", flush=True)
     streaming, outage, load = outputs["streaming.py"], outputs["outage.py"], outputs["load.py"]
-    cluster = outputs["cluster.py"]
+    cluster, flights = outputs["cluster.py"], outputs["single_flight.py"]
     rows = [
         ["stream replay of 64 MiB from Redis vs raw MGET (1 KiB chunks)", "≥ 0.6x",
          cell(streaming, r"^\| 1 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
@@ -59,6 +60,12 @@ def main() -> None:
          cell(cluster, r"^\| cluster, 3\+3 \|[^|]+\| ([\d.]+) \|") + "x"],
         ["64 MiB replay on a Redis Cluster vs one node", "",
          cell(cluster, r"^\| cluster, 3\+3 \|(?:[^|]+\|){4} ([\d.]+) \|") + "x"],
+        ["endpoint calls, 100 cold requests over 4 workers", "1",
+         cell(flights, r"^\| shared \| (\d+) ")],
+        ["same, waiters' last byte vs the leader's", "",
+         cell(flights, r"^\| shared \|(?:[^|]+\|){5} ([\d.]+) \|") + "x"],
+        ["p99 on a stale entry during its refresh vs fresh hits", "",
+         cell(flights, r"^\| [\d.]+ ±\d+% \| [\d.]+ ±\d+% \| ([\d.]+) \|") + "x"],
         ["p99 during a Redis freeze, breaker open", "< 10 ms",
          cell(outage, r"^\| FallbackCache \| during, breaker open \|[^|]+\|[^|]+\| ([\d.]+) \|")
          + " ms"],

@@ -49,7 +49,10 @@ async def pid(request: Request) -> StreamingResponse:
     return StreamingResponse(iter([str(os.getpid()).encode()]))
 
 
-options = {"cache": cache, "namespace": "flight", "key_host": False, "segment_size": 64 * 1024}
+options = {
+    "cache": cache, "namespace": "flight", "key_host": False, "segment_size": 64 * 1024,
+    "single_flight": os.environ.get("SINGLE_FLIGHT", "shared"),
+}  # fmt: skip
 cached_report = stream_cached(ttl=60, key="report", **options)(report)
 stale_report = stream_cached(ttl=1, key="stale", stale_while_revalidate=60, **options)(report)
 app = Starlette(
