@@ -365,6 +365,8 @@ class stream_cached(cached):  # type: ignore[misc]
                 if lease is None:  # another process refreshes it
                     return
                 end = both(end, lease.end)
+            if await self._refreshed(key, request):  # by another, since it was found stale
+                return
             result = await call()
             if isinstance(result, Response) and request is not None:
                 token = await self._token()
@@ -382,6 +384,25 @@ class stream_cached(cached):  # type: ignore[misc]
             )
         finally:
             await ended(end)
+
+    async def _refreshed(self, key: str, request: Request | None) -> bool:
+        """Whether the entry under ``key`` is fresh (again). Never raises."""
+        if request is None:
+            found, _ = await self._get_value(key)
+            return found is not None
+        try:
+            entry, token = await self._store.lookup(key)
+            if isinstance(entry, VaryIndex):
+                entry = await self._store.get_entry(key + vary_part(request, entry.names))
+            if not isinstance(entry, Manifest):
+                return self._plain(entry, key)[0] is not None
+        except Exception:
+            return False
+        now = time.time()
+        return (
+            entry.token == token
+            and freshness(entry.expires_at, entry.stale_rules, now) is Freshness.FRESH
+        )
 
     async def _call(
         self,

@@ -221,3 +221,47 @@ async def test_two_processes_refresh_a_stale_entry_once(
         assert origin.version == 2  # the other process saw the lease and did not refresh
         fresh = await second.get("/")
         assert (marker(fresh), fresh.content) == ("HIT", body(2))
+
+
+async def test_a_request_that_found_the_entry_stale_does_not_refresh_it_again(
+    cache_factory: Callable[..., BaseCache], backend: str
+) -> None:
+    """The refresh starts once the stale response is sent: by then another process may
+    have refreshed the entry and given its lease back. It is looked up again first."""
+    if backend == "memory":
+        pytest.skip("in-process memory is not shared: each process refreshes its own")
+    origin = Origin()
+    apps = [origin.app(cache_factory(namespace="swr3"), stale_while_revalidate=60) for _ in "ab"]
+    async with client_for(apps[0]) as first:
+        await first.get("/")
+        await past_freshness(time.time())
+        origin.gate.clear()
+        refresher = asyncio.ensure_future(first.get("/"))  # refreshes, held at the gate
+        await asyncio.wait_for(origin.entered.wait(), 30)
+
+        sending = asyncio.Event()  # the other process: its stale response sends slowly
+        may_send = asyncio.Event()
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sending.set()
+            await may_send.wait()
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.Future()  # never disconnects
+            raise AssertionError
+
+        scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/",
+                 "query_string": b"", "headers": [(b"host", b"test")], "scheme": "http",
+                 "server": ("test", 80), "root_path": "", "http_version": "1.1",
+                 "asgi": {"version": "3.0", "spec_version": "2.4"}}  # fmt: skip
+        other = asyncio.ensure_future(apps[1](scope, receive, send))
+        await asyncio.wait_for(sending.wait(), 30)  # it found the entry stale
+        origin.gate.set()
+        assert (await refresher).content == body(1)  # the first refresh is stored
+        may_send.set()
+        await asyncio.wait_for(other, 30)
+        assert dict(sent[0]["headers"])[b"x-cache"] == b"STALE"
+        assert origin.version == 2  # and not refreshed once more
+        assert (await first.get("/")).content == body(2)
