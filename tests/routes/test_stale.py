@@ -12,15 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
+from aiocache import Cache
 from aiocache.base import BaseCache
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from aiocache_ext import stream_cached
+from aiocache_ext import FallbackCache, State, stream_cached
 
 from ..helpers import client_for
+from ..servers import RedisServer
 
 TTL = 1
 
@@ -265,3 +267,33 @@ async def test_a_request_that_found_the_entry_stale_does_not_refresh_it_again(
         assert dict(sent[0]["headers"])[b"x-cache"] == b"STALE"
         assert origin.version == 2  # and not refreshed once more
         assert (await first.get("/")).content == body(2)
+
+
+@pytest.mark.redis
+async def test_under_fallback_cache_two_processes_refresh_once(redis_server: RedisServer) -> None:
+    origin = Origin()
+
+    def cache() -> FallbackCache:
+        primary = Cache(Cache.REDIS, endpoint=redis_server.host, port=redis_server.port)
+        return FallbackCache(primary=primary, namespace="swr-fb", primary_timeout=0.5)
+
+    caches = [cache(), cache()]
+    apps = [origin.app(c, stale_while_revalidate=60) for c in caches]
+    try:
+        async with client_for(apps[0]) as first, client_for(apps[1]) as second:
+            await first.get("/")
+            await past_freshness(time.time())
+            origin.gate.clear()
+            refresher = asyncio.ensure_future(first.get("/"))
+            await asyncio.wait_for(origin.entered.wait(), 30)
+            during = await asyncio.gather(*(http.get("/") for http in (first, second) * 5))
+            assert {(marker(r), r.content) for r in during} == {("STALE", body(1))}
+            origin.gate.set()
+            await refresher
+            assert origin.version == 2
+            assert (await second.get("/")).content == body(2)
+            assert all(c.state is State.CLOSED for c in caches)
+    finally:
+        for c in caches:
+            await c.close()
+        redis_server.flush()
