@@ -1,7 +1,8 @@
 """The app the cross-process single-flight tests run in several uvicorn workers: a slow
 streamed report cached on Redis (``REDIS_PORT``), or on memcached when
 ``MEMCACHED_PORT`` is set, that counts its calls in Redis and records which process made
-the last one; and the same report with a one-second ttl and a stale window (``/stale``)."""
+the last one; and the same report with a one-second ttl and a stale window (``/stale``),
+or an error window and an origin that fails on demand (``/fragile``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import redis.asyncio as aredis
 from aiocache import Cache
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from aiocache_ext import stream_cached
@@ -45,6 +46,17 @@ async def report(request: Request) -> StreamingResponse:
     return StreamingResponse(body(), media_type="application/octet-stream")
 
 
+async def fragile(request: Request) -> Response:
+    """The report, unless Redis says ``test:failing`` (``raise`` or ``503``)."""
+    failing = await counter.get("test:failing")
+    await counter.incr("test:calls")
+    if failing == b"raise":
+        raise RuntimeError("origin down")
+    if failing == b"503":
+        return Response(b"unavailable", status_code=503)
+    return await report(request)
+
+
 async def pid(request: Request) -> StreamingResponse:
     return StreamingResponse(iter([str(os.getpid()).encode()]))
 
@@ -55,6 +67,10 @@ options = {
 }  # fmt: skip
 cached_report = stream_cached(ttl=60, key="report", **options)(report)
 stale_report = stream_cached(ttl=1, key="stale", stale_while_revalidate=60, **options)(report)
+fragile_report = stream_cached(ttl=1, key="fragile", stale_if_error=3, **options)(fragile)
 app = Starlette(
-    routes=[Route("/report", cached_report), Route("/stale", stale_report), Route("/pid", pid)]
-)
+    routes=[
+        Route("/report", cached_report), Route("/stale", stale_report),
+        Route("/fragile", fragile_report), Route("/pid", pid),
+    ]
+)  # fmt: skip

@@ -181,3 +181,23 @@ async def test_the_leader_killed_mid_stream_is_taken_over(server: RedisServer) -
     assert len(failed) <= 10, failed[:3]
     assert served and all(r.status_code == 200 and r.content == BODY for r in served)
     assert stats_calls == b"2"
+
+
+@pytest.mark.parametrize("failing", ["raise", "503"])
+async def test_a_failing_origin_is_answered_stale_inside_the_window_and_with_its_error_after(
+    server: RedisServer, workers: Workers, failing: str
+) -> None:
+    stats = redis.Redis(host=server.host, port=server.port)
+    first = await get_all(workers.ports[:1], 1, "/fragile")
+    assert [r.content for r in first] == [BODY]  # type: ignore[union-attr]
+    stored_at = time.time()
+    stats.set("test:failing", failing)
+    await asyncio.sleep(max(0.0, stored_at + 1.05 - time.time()))  # past its ttl of 1 s
+    inside = await get_all(workers.ports, 40, "/fragile")
+    served = {(r.status_code, r.headers["x-cache"], r.content) for r in inside}  # type: ignore[union-attr]
+    assert served == {(200, "STALE", BODY)}
+    await asyncio.sleep(max(0.0, stored_at + 1 + 3.05 - time.time()))  # past the window
+    after = await get_all(workers.ports, 8, "/fragile")
+    expected = 500 if failing == "raise" else 503
+    assert {r.status_code for r in after} == {expected}  # type: ignore[union-attr]
+    stats.close()
