@@ -18,6 +18,8 @@ from aiocache_ext import stream_cached
 from ..helpers import client_for
 from .test_stale import past_freshness
 
+TTL = 1  # the values' freshness: every test waits for it to pass
+
 
 class Source:
     """A slow computation: ``version`` goes up on every call; ``failing`` makes it raise."""
@@ -37,7 +39,7 @@ class Source:
 
 
 def decorated(source: Source, cache: BaseCache, **options: Any) -> Callable[..., Any]:
-    @stream_cached(cache=cache, ttl=1, **options)
+    @stream_cached(cache=cache, ttl=TTL, **options)
     async def report(name: str) -> dict[str, Any]:
         return await source.compute(name)
 
@@ -64,17 +66,20 @@ async def test_a_stale_value_is_returned_at_once_while_one_refresh_runs(
     source = Source()
     report = decorated(source, cache_factory(namespace="values-swr"), stale_while_revalidate=60)
     assert await report("a") == {"name": "a", "version": 1}
-    await past_freshness(time.time())
+    await past_freshness(time.time(), TTL)
     source.gate.clear()  # the refresh is slow: none of the calls below waits for it
     stale = await asyncio.gather(*(report("a") for _ in range(10)))
     assert stale == [{"name": "a", "version": 1}] * 10
-    assert source.version == 2  # one refresh
-    source.gate.set()
     deadline = time.monotonic() + 30
+    while source.version < 2:  # the refresh, a task of its own, calls the function
+        assert time.monotonic() < deadline, "no refresh"
+        await asyncio.sleep(0.02)
+    assert await report("a") == {"name": "a", "version": 1}  # still stale meanwhile
+    source.gate.set()
     while await report("a") != {"name": "a", "version": 2}:  # the refresh stores it
         assert time.monotonic() < deadline, "never refreshed"
         await asyncio.sleep(0.02)
-    assert source.version == 2
+    assert source.version == 2  # one refresh
 
 
 async def test_a_stale_value_stands_in_for_a_failure_inside_the_window_only(
@@ -84,11 +89,11 @@ async def test_a_stale_value_stands_in_for_a_failure_inside_the_window_only(
     report = decorated(source, cache_factory(namespace="values-sie"), stale_if_error=1.5)
     assert await report("a") == {"name": "a", "version": 1}
     stored_at = time.time()
-    await past_freshness(stored_at)
+    await past_freshness(stored_at, TTL)
     source.failing = True
     assert await report("a") == {"name": "a", "version": 1}
     assert source.version == 2
-    await past_freshness(stored_at, 2.5)
+    await past_freshness(stored_at, TTL + 1.5)
     with pytest.raises(ConnectionError, match="database down"):
         await report("a")
 
@@ -100,13 +105,15 @@ async def test_a_route_returning_a_dict_is_served_stale_and_refreshed(
     app = FastAPI()
 
     @app.get("/reports/{name}")
-    @stream_cached(cache=cache_factory(namespace="values-route"), ttl=1, stale_while_revalidate=60)
+    @stream_cached(
+        cache=cache_factory(namespace="values-route"), ttl=TTL, stale_while_revalidate=60
+    )
     async def report(name: str) -> dict[str, Any]:
         return await source.compute(name)
 
     async with client_for(app) as http:
         assert (await http.get("/reports/a")).json() == {"name": "a", "version": 1}
-        await past_freshness(time.time())
+        await past_freshness(time.time(), TTL)
         assert (await http.get("/reports/a")).json() == {"name": "a", "version": 1}
         deadline = time.monotonic() + 30
         while (await http.get("/reports/a")).json()["version"] != 2:
