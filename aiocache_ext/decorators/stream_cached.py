@@ -614,9 +614,13 @@ class stream_cached(cached):  # type: ignore[misc]
 
     async def _get_value(self, key: str) -> tuple[Any, Stale | None]:
         """A fresh plain value (``None``: a miss, as under ``cached``), and the value when
-        it is stale but may still be served. Never raises."""
+        it is stale but may still be served. Never raises. Concurrent reads of one key
+        share one backend read (``SegmentStore.lookup``), so they all find the value,
+        or all miss and follow the one that leads: never a read that ends after the
+        leader is done, and calls again."""
         try:
-            return self._plain(await self._store.get_entry(key), key)
+            entry, _ = await self._store.lookup(key)
+            return self._plain(entry, key)
         except Exception as exc:
             _read_failed(exc)
             return None, None
