@@ -61,9 +61,10 @@ def reads(server: RedisServer) -> int:
     return sum(found.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("get", "mget"))
 
 
-@pytest.fixture
-async def pair(redis_factory: Callable[[], RedisServer]) -> AsyncIterator[tuple[Any, ...]]:
-    server = redis_factory()
+@pytest.fixture(params=["redis", pytest.param("valkey", marks=pytest.mark.topology)])
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, ...]]:
+    """A fresh server (Redis, or Valkey), a writer and a reader with their links up."""
+    server = request.getfixturevalue(f"{request.param}_factory")()
     writer, reader = near(server), near(server)
     await ready(writer, reader)
     try:
