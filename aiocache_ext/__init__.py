@@ -1,6 +1,7 @@
 """aiocache_ext: response and value caching for FastAPI / Starlette, as an add-on over aiocache."""
 
 from .backends import FallbackCache as FallbackCache
+from .backends import NearCache as NearCache
 from .backends import State as State
 from .decorators import invalidate as invalidate
 from .decorators import stream_cached as stream_cached
@@ -51,6 +52,7 @@ __all__ = [
     "FallbackCache",
     "KeyBuilder",
     "KeyBuilderError",
+    "NearCache",
     "RedisCache",
     "SerializerError",
     "SignatureError",

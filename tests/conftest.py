@@ -108,6 +108,12 @@ def redis_factory() -> Iterator[Callable[[], RedisServer]]:
 
 
 @pytest.fixture
+def valkey_factory() -> Iterator[Callable[[], ValkeyServer]]:
+    """Fresh valkey-servers for tests that stop, kill or pause them."""
+    yield from _factory(ValkeyServer)
+
+
+@pytest.fixture
 def memcached_factory() -> Iterator[Callable[[], MemcachedServer]]:
     """Fresh memcached servers for tests that stop, kill or pause them."""
     yield from _factory(MemcachedServer)

@@ -1,4 +1,5 @@
-"""Cache backends: ``FallbackCache`` and the pure pieces it is made of."""
+"""Cache backends: ``FallbackCache``, ``NearCache`` and the pieces they are made of."""
 
 from .breaker import State as State
 from .fallback import FallbackCache as FallbackCache
+from .near import NearCache as NearCache

@@ -27,6 +27,7 @@ from aiocache.base import BaseCache
 from ..backend_keys import MEMCACHED_MAX_KEY_BYTES, fit
 from ..streaming.format import SEGMENT_GRACE, is_segment_key
 from ..ttl import memcached_expiry
+from .near_tier import LocalTier
 
 T = TypeVar("T")
 Step = Callable[[Awaitable[Any]], Awaitable[Any]]
@@ -201,6 +202,23 @@ class RedisClusterBackend(RedisBackend):
         """Nothing to do: ``ping`` read the cluster's map again."""
 
 
+class NearBackend(RedisBackend):
+    """``NearCache``: its remote Redis, and its near tier forgets what is deleted at once
+    (the other processes hear of it through their invalidation links)."""
+
+    async def delete_many(self, keys: Sequence[Any], step: Step = as_is) -> None:
+        try:
+            await super().delete_many(keys, step)
+        finally:
+            self.cache.tier.invalidate(keys)
+
+    async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
+        try:
+            return await super().delete_prefix(prefix, step)
+        finally:
+            self.cache.tier.flush()
+
+
 class MemcachedBackend(Backend):
     never_cancel = True
     max_key_bytes = MEMCACHED_MAX_KEY_BYTES
@@ -235,6 +253,8 @@ def backend_of(cache: BaseCache) -> Backend:
     """The adapter for ``cache``."""
     if isinstance(cache, SimpleMemoryBackend):
         return MemoryBackend(cache)
+    if isinstance(getattr(cache, "tier", None), LocalTier):
+        return NearBackend(cache)
     primary = getattr(cache, "primary", None)
     if isinstance(primary, BaseCache):
         return RoutedBackend(cache, primary)

@@ -16,6 +16,7 @@ PURE = {
     "aiocache_ext.http.staleness",
     "aiocache_ext.streaming.format", "aiocache_ext.streaming.integrity",
     "aiocache_ext.backends.breaker", "aiocache_ext.backends.journal",
+    "aiocache_ext.backends.near_tier",
     "aiocache_ext.serializers.codecs", "aiocache_ext.serializers.envelope",
 }  # fmt: skip
 

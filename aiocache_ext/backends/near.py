@@ -1,0 +1,193 @@
+"""``NearCache``: Redis-backed hits at memory speed, coherent across processes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiocache.base import BaseCache
+from aiocache.serializers import JsonSerializer
+
+from .._config import build
+from ..ttl import parse_ttl
+from .near_tier import ABSENT, LocalTier
+from .tracking import InvalidationLink
+
+MiB = 1024 * 1024
+
+
+class NearCache(BaseCache):  # type: ignore[misc]
+    """A ``BaseCache`` over a Redis ``remote`` with an in-process tier in front of it,
+    bounded by ``max_bytes``, kept coherent by Redis's server-assisted invalidation.
+
+    A read is answered from the near tier when it holds the key, else from Redis (the
+    value and its remaining ttl in one round trip), and kept for at most ``local_ttl``
+    seconds and never longer than the key has left in Redis. Writes go to Redis. Every
+    change to a key under the tracked ``prefixes`` (default: this cache's namespace; an
+    empty list: every key), by any process, is announced on this cache's invalidation
+    link (``tracking.InvalidationLink``), which drops it from the near tier; while the
+    link is down or in doubt the tier is empty and bypassed. ``remote`` is aiocache's
+    ``RedisCache`` or ours (a single node, TLS, unix socket), or a config dict.
+    It owns the serializer, plugins and namespace, like any aiocache cache, and
+    ``stream_cached(cache=NearCache(...))`` keeps manifests and small bodies near.
+    """
+
+    NAME = "near"
+
+    def __init__(
+        self,
+        remote: Any = None,
+        max_bytes: int = 64 * MiB,
+        local_ttl: Any = 60,
+        prefixes: Sequence[str] | None = None,
+        ping_interval: float = 1.0,
+        serializer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if remote is None:
+            raise ValueError("NearCache needs a remote Redis cache, e.g. Cache(Cache.REDIS, ...)")
+        if kwargs.get("ttl") is not None:
+            kwargs["ttl"] = parse_ttl(kwargs["ttl"])
+        super().__init__(serializer=serializer or JsonSerializer(), **kwargs)
+        self.remote: BaseCache = build(remote, BaseCache, "cache")
+        client = getattr(self.remote, "client", None)
+        if not hasattr(client, "connection_pool"):
+            raise TypeError(
+                f"NearCache keeps its tier coherent with Redis's server-assisted invalidation, "
+                f"and {self.remote!r} is not a single-node Redis cache. HINT: "
+                "NearCache(Cache(Cache.REDIS, ...)) or NearCache(aiocache_ext.RedisCache(client="
+                "redis.asyncio.Redis(...)))"
+            )
+        self.client: Any = client
+        self.tier = LocalTier(int(max_bytes))
+        self.local_ttl = float(parse_ttl(local_ttl, "local_ttl") or 0)
+        if prefixes is None:
+            prefixes = [self.build_key("")] if self.namespace else []
+        self.prefixes = tuple(prefixes)
+        self.link = InvalidationLink(
+            client, self.prefixes, self._invalidated, self.tier.flush, ping_interval
+        )
+
+    def __repr__(self) -> str:
+        return f"NearCache(remote={self.remote!r}, keys={len(self.tier)})"
+
+    def _build_key(self, key: Any, namespace: str | None = None) -> Any:
+        return self.remote.build_key(
+            key, namespace=self.namespace if namespace is None else namespace
+        )
+
+    def _tracked(self, key: Any) -> bool:
+        return isinstance(key, str) and key.startswith(self.prefixes or ("",))
+
+    def _invalidated(self, keys: list[bytes]) -> None:
+        self.tier.invalidate(k.decode("utf-8", "surrogateescape") for k in keys)
+
+    # Reads: the near tier, then Redis.
+
+    async def _get(self, key: Any, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+        return (await self._read([key], encoding))[0]
+
+    async def _multi_get(self, keys: Any, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+        return await self._read(list(keys), encoding)
+
+    async def _read(self, keys: list[Any], encoding: str | None) -> list[Any]:
+        self.link.start()
+        tier, ready = self.tier, self.link.ready
+        values: list[Any] = [None] * len(keys)
+        missing = []
+        for index, key in enumerate(keys):
+            found = tier.get(key) if ready else None
+            if found is None:
+                missing.append(index)
+            elif found is not ABSENT:
+                values[index] = found
+        if missing:
+            wanted = [keys[i] for i in missing]
+            tickets = [tier.begin(k) if ready and self._tracked(k) else None for k in wanted]
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.mget(wanted)
+                for key in wanted:
+                    pipe.pttl(key)
+                raws, *ttls = await pipe.execute()
+            for index, key, ticket, raw, ttl in zip(missing, wanted, tickets, raws, ttls):
+                values[index] = raw
+                if ticket is not None:
+                    tier.fill(key, ticket, ABSENT if raw is None else raw, self._keep(ttl))
+        if encoding is None:
+            return values
+        return [v.decode(encoding) if isinstance(v, bytes) else v for v in values]
+
+    def _keep(self, pttl: int) -> float:
+        """How long to keep a value near: ``local_ttl``, capped by the key's remaining
+        ttl (expiry is announced late: Redis expires keys lazily)."""
+        return self.local_ttl if pttl < 0 else min(self.local_ttl, pttl / 1000)
+
+    async def _gets(self, key: Any, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+        return await self.remote._gets(key, encoding=encoding)
+
+    async def _exists(self, key: Any, _conn: Any = None) -> Any:
+        return await self.remote._exists(key)
+
+    # Writes: Redis, then the near tier forgets the keys (the link announces them to the
+    # other processes, and to this one a moment later).
+
+    async def _set(
+        self, key: Any, value: Any, ttl: Any = None, _cas_token: Any = None, _conn: Any = None
+    ) -> Any:
+        try:
+            return await self.remote._set(key, value, ttl=ttl, _cas_token=_cas_token)
+        finally:
+            self.tier.invalidate([key])
+
+    async def _multi_set(self, pairs: Any, ttl: Any = None, _conn: Any = None) -> Any:
+        pairs = list(pairs)
+        try:
+            return await self.remote._multi_set(pairs, ttl=ttl)
+        finally:
+            self.tier.invalidate(k for k, _ in pairs)
+
+    async def _add(self, key: Any, value: Any, ttl: Any = None, _conn: Any = None) -> Any:
+        try:
+            return await self.remote._add(key, value, ttl=ttl)
+        finally:
+            self.tier.invalidate([key])
+
+    async def _increment(self, key: Any, delta: int, _conn: Any = None) -> Any:
+        try:
+            return await self.remote._increment(key, delta)
+        finally:
+            self.tier.invalidate([key])
+
+    async def _expire(self, key: Any, ttl: Any, _conn: Any = None) -> Any:
+        try:
+            return await self.remote._expire(key, ttl=ttl)
+        finally:
+            self.tier.invalidate([key])
+
+    async def _delete(self, key: Any, _conn: Any = None) -> Any:
+        try:
+            return await self.remote._delete(key)
+        finally:
+            self.tier.invalidate([key])
+
+    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> Any:
+        try:
+            return await self.remote._clear(namespace)
+        finally:
+            self.tier.flush()
+
+    async def _raw(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self.remote._raw(command, *args, **kwargs)
+        finally:
+            self.tier.flush()  # it may have changed any key
+
+    async def _redlock_release(self, key: Any, value: Any) -> Any:
+        try:
+            return await self.remote._redlock_release(key, value)
+        finally:
+            self.tier.invalidate([key])
+
+    async def _close(self, *args: Any, **kwargs: Any) -> None:
+        await self.link.stop()
+        await self.remote.close()

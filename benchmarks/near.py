@@ -1,0 +1,226 @@
+"""NearCache: what a Redis-backed hit costs with a near tier, and how stale it may be.
+
+    python benchmarks/near.py [--quick]
+
+1. The hit path of a small route (a 60-byte JSON body), in-process through ASGI, in one
+   run against the plain FastAPI endpoint: ``stream_cached`` on ``Cache.MEMORY``, on
+   ``Cache.REDIS``, and on ``NearCache`` over that Redis; and the near tier's own hit
+   (``NearCache.get``, and the tier's lookup alone) in microseconds.
+2. Memory: the tier filled with ten times ``max_bytes`` of values stays within it.
+3. Coherence: a writer process sets a key to 1, 2, 3, ... as fast as Redis acknowledges,
+   a reader process reads it through its NearCache in a loop; the staleness of each
+   write is the time from its acknowledgement until the reader first reads it (or a
+   later one), both on this machine's monotonic clock. Normal load, then with the
+   reader's invalidation link killed (``CLIENT KILL TYPE pubsub``) every 0.2 s, then with
+   Redis frozen (SIGSTOP) for 0.3 s every second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import time
+from typing import Any
+
+import redis
+from _common import Stat, machine, redis_server, table
+from aiocache import Cache
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+from streaming import call
+
+from aiocache_ext import NearCache, stream_cached
+from aiocache_ext.backends.near_tier import LocalTier
+
+PAYLOAD = {"id": 42, "name": "Ada", "roles": ["admin", "editor"]}
+
+
+def app_for(caches: dict[str, Any]) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/uncached")
+    async def uncached() -> JSONResponse:
+        return JSONResponse(PAYLOAD)
+
+    for name, cache in caches.items():
+
+        @app.get(f"/{name}")
+        @stream_cached(ttl=600, cache=cache, key=name, key_host=False)
+        async def route() -> JSONResponse:
+            return JSONResponse(PAYLOAD)
+
+    return app
+
+
+async def hit_rows(port: int, reps: int, number: int) -> list[list[str]]:
+    near = NearCache(Cache(Cache.REDIS, port=port), namespace="bench")
+    caches = {
+        "memory": Cache(Cache.MEMORY),
+        "redis": Cache(Cache.REDIS, port=port, namespace="bench"),
+        "near": near,
+    }
+    app = app_for(caches)
+    paths = ["/uncached", *(f"/{name}" for name in caches)]
+    for path in paths:
+        await call(app, path)  # the miss
+        await call(app, path)
+    while not near.link.ready:
+        await asyncio.sleep(0.01)
+    samples: dict[str, list[float]] = {path: [] for path in paths}
+    for _ in range(reps):
+        for path in paths:
+            start = time.perf_counter()
+            for _ in range(number):
+                await call(app, path)
+            samples[path].append(time.perf_counter() - start)
+    for cache in caches.values():
+        await cache.close()
+    base = Stat.of(samples["/uncached"]).median
+    rows = []
+    for path, times in samples.items():
+        stat = Stat.of(times)
+        rows.append([path, f"{number / stat.median:,.0f} ±{stat.spread * 100:.0f}%",
+                     f"{base / stat.median:.2f}"])  # fmt: skip
+    return rows
+
+
+async def micro_rows(port: int, reps: int) -> list[list[str]]:
+    near = NearCache(Cache(Cache.REDIS, port=port), namespace="bench")
+    await near.set("k", PAYLOAD)
+    await near.get("k")
+    while not near.link.ready:
+        await asyncio.sleep(0.01)
+    await near.get("k")
+    assert len(near.tier) == 1
+    number = 20_000
+    gets, lookups = [], []
+    key = near.build_key("k")
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(number):
+            await near.get("k")
+        gets.append((time.perf_counter() - start) / number)
+        start = time.perf_counter()
+        for _ in range(number):
+            near.tier.get(key)
+        lookups.append((time.perf_counter() - start) / number)
+    await near.close()
+    return [
+        ["NearCache.get (aiocache API, JSON decoded)", Stat.of(gets).fmt(1e6, 1)],
+        ["the tier's lookup alone", Stat.of(lookups).fmt(1e6, 2)],
+    ]
+
+
+def memory_row() -> list[str]:
+    tier = LocalTier(1024 * 1024)
+    value = b"x" * 1000
+    for index in range(10_000):  # ten times max_bytes
+        key = f"bench:key-{index}"
+        tier.fill(key, tier.begin(key), value, 60.0)
+    return [f"{tier.max_bytes:,}", "10,000 x 1 KB", f"{tier.nbytes:,}", f"{len(tier):,}"]
+
+
+def writer(port: int, seconds: float, acks: Any) -> None:
+    client = redis.Redis(port=port)
+    deadline, version, acked = time.monotonic() + seconds, 0, []
+    while time.monotonic() < deadline:
+        version += 1
+        client.set("bench:k", str(version))
+        acked.append((version, time.monotonic()))
+        time.sleep(0.001)
+    acks.put(acked)
+
+
+def reader(port: int, seconds: float, seen: Any) -> None:
+    async def run() -> list[tuple[int, float]]:
+        near = NearCache(Cache(Cache.REDIS, port=port, namespace="bench"), namespace="bench")
+        first_seen, last = [], 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                raw = await near.get("k")
+            except Exception:  # Redis frozen: the read times out
+                continue
+            version = int(raw or 0)
+            if version > last:
+                first_seen.append((version, time.monotonic()))
+                last = version
+        await near.close()
+        return first_seen
+
+    seen.put(asyncio.run(run()))
+
+
+def staleness(acked: list[tuple[int, float]], first_seen: list[tuple[int, float]]) -> list[float]:
+    """Per write: from its acknowledgement until the reader saw it or a later one."""
+    result, index = [], 0
+    for version, ack in acked:
+        while index < len(first_seen) and first_seen[index][0] < version:
+            index += 1
+        if index < len(first_seen):
+            result.append(max(0.0, first_seen[index][1] - ack))
+    return result
+
+
+def coherence_row(port: int, name: str, fault: Any, seconds: float) -> list[str]:
+    context = multiprocessing.get_context("spawn")
+    acks, seen = context.Queue(), context.Queue()
+    reading = context.Process(target=reader, args=(port, seconds + 1.0, seen))
+    reading.start()
+    time.sleep(1.0)  # the reader's link is up
+    writing = context.Process(target=writer, args=(port, seconds, acks))
+    writing.start()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        fault()
+    acked, first_seen = acks.get(timeout=60), seen.get(timeout=60)
+    writing.join(30)
+    reading.join(30)
+    delays = sorted(staleness(acked, first_seen))
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    return [name, f"{len(acked):,}", f"{p99 * 1000:.1f}", f"{delays[-1] * 1000:.1f}"]
+
+
+async def main(quick: bool) -> None:
+    reps, number, seconds = (3, 300, 2.0) if quick else (9, 1000, 5.0)
+    with redis_server() as server:
+        hits = await hit_rows(server.port, reps, number)
+        micro = await micro_rows(server.port, reps)
+        admin = redis.Redis(port=server.port)
+
+        def calm() -> None:
+            time.sleep(0.05)
+
+        def kill_link() -> None:
+            time.sleep(0.2)
+            admin.client_kill_filter(_type="pubsub")
+
+        def freeze() -> None:
+            time.sleep(0.7)
+            server.pause()
+            time.sleep(0.3)
+            server.resume()
+
+        coherence = [
+            coherence_row(server.port, "normal", calm, seconds),
+            coherence_row(server.port, "link killed every 0.2 s", kill_link, seconds),
+            coherence_row(server.port, "Redis frozen 0.3 s every 1 s", freeze, seconds),
+        ]
+        admin.close()
+    print(f"machine: {machine()}, pid {os.getpid()}\n")
+    print("### Hit path of a small route (requests/s in-process)\n")
+    print(table(["route", "requests/s", "vs uncached route"], hits) + "\n")
+    print("### A near hit (µs)\n")
+    print(table(["call", "µs"], micro) + "\n")
+    print("### The near tier's size (max_bytes 1 MiB)\n")
+    print(table(["max_bytes", "filled with", "bytes held", "entries"], [memory_row()]) + "\n")
+    print("### Staleness: from a write's acknowledgement until another process reads it\n")
+    print(table(["conditions", "writes", "p99 ms", "max ms"], coherence))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    asyncio.run(main(parser.parse_args().quick))
