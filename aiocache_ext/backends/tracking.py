@@ -11,8 +11,9 @@ it; a ``FLUSHALL``/``FLUSHDB`` is announced as a flush. Works on Redis 6+ and Va
 
 The link is ``ready`` only while it is known to be alive: it pings after every quiet
 ``ping_interval`` and gives up when the pong does not come within one more. Whenever it
-is lost or in doubt, ``on_flush`` is called (the near tier forgets everything) before
-``ready`` turns false, and the link reconnects with backoff.
+is lost or in doubt, ``ready`` turns false and ``on_flush`` is called (the near tier
+forgets everything, reads under way included), and the link reconnects with backoff;
+it is ``ready`` again once tracking is on, after one more flush.
 """
 
 from __future__ import annotations
@@ -127,8 +128,7 @@ class InvalidationLink:
                     self.on_invalidate(list(keys))
 
     def _lost(self) -> None:
-        if self.ready:
-            self.ready = False
+        self.ready = False
         self.on_flush()
 
     async def _close(self) -> None:
