@@ -37,6 +37,14 @@ from aiocache_ext.backends.near_tier import LocalTier
 PAYLOAD = {"id": 42, "name": "Ada", "roles": ["admin", "editor"]}
 
 
+async def link_up(near: NearCache) -> None:
+    """Until ``near``'s invalidation link is up (it starts with the first read)."""
+    deadline = time.monotonic() + 10
+    while not near.link.ready:
+        assert time.monotonic() < deadline, "the invalidation link never came up"
+        await asyncio.sleep(0.01)
+
+
 def app_for(caches: dict[str, Any]) -> FastAPI:
     app = FastAPI()
 
@@ -66,8 +74,7 @@ async def hit_rows(port: int, reps: int, number: int) -> list[list[str]]:
     for path in paths:
         await call(app, path)  # the miss
         await call(app, path)
-    while not near.link.ready:
-        await asyncio.sleep(0.01)
+    await link_up(near)
     samples: dict[str, list[float]] = {path: [] for path in paths}
     for _ in range(reps):
         for path in paths:
@@ -90,8 +97,7 @@ async def micro_rows(port: int, reps: int) -> list[list[str]]:
     near = NearCache(Cache(Cache.REDIS, port=port), namespace="bench")
     await near.set("k", PAYLOAD)
     await near.get("k")
-    while not near.link.ready:
-        await asyncio.sleep(0.01)
+    await link_up(near)
     await near.get("k")
     assert len(near.tier) == 1
     number = 20_000

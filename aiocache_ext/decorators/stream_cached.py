@@ -240,7 +240,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 found, token, stale = await self._lookup(key, request, headers)
             if found is not None:
                 return found
-            if _revalidating(stale):
+            if stale is not None and stale.freshness is Freshness.REVALIDATE:
                 served = await self._stale_response(stale, key, request, headers)
                 if served is not None:
                     if write:
@@ -429,7 +429,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 found, stale = await self._get_value(key)
             if found is not None:
                 return found
-            if _revalidating(stale):
+            if stale is not None and stale.freshness is Freshness.REVALIDATE:
                 if cache_write:
                     self._refresh_later(stale.value, call, key, None, False)
                 return stale.value
