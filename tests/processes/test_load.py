@@ -10,7 +10,7 @@ from ..servers import RedisServer
 from . import wrk
 from .workers import Worker, wait_closed
 
-pytestmark = [pytest.mark.redis, pytest.mark.load]
+pytestmark = [pytest.mark.redis, pytest.mark.load, pytest.mark.workers]
 
 
 @pytest.fixture

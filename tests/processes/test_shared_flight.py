@@ -19,7 +19,7 @@ import redis
 from ..servers import MemcachedServer, RedisServer
 from .workers import Uvicorn
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.workers]
 
 HERE = Path(__file__).resolve().parent
 BODY = b"".join(bytes([i]) * 50_000 for i in range(20))

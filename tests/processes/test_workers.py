@@ -11,6 +11,8 @@ import pytest
 from ..servers import Server
 from .workers import Worker, wait_closed
 
+pytestmark = pytest.mark.workers
+
 KINDS = [
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("memcached", marks=pytest.mark.memcached),
