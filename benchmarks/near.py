@@ -133,7 +133,7 @@ def writer(port: int, seconds: float, acks: Any) -> None:
     deadline, version, acked = time.monotonic() + seconds, 0, []
     while time.monotonic() < deadline:
         version += 1
-        client.set("bench:k", str(version))
+        client.set("bench:version", str(version))
         acked.append((version, time.monotonic()))
         time.sleep(0.001)
     acks.put(acked)
@@ -146,7 +146,7 @@ def reader(port: int, seconds: float, seen: Any) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                raw = await near.get("k")
+                raw = await near.get("version")
             except Exception:  # Redis frozen: the read times out
                 continue
             version = int(raw or 0)
@@ -171,6 +171,7 @@ def staleness(acked: list[tuple[int, float]], first_seen: list[tuple[int, float]
 
 
 def coherence_row(port: int, name: str, fault: Any, seconds: float) -> list[str]:
+    redis.Redis(port=port).delete("bench:version")  # versions count from 1 in every row
     context = multiprocessing.get_context("spawn")
     acks, seen = context.Queue(), context.Queue()
     reading = context.Process(target=reader, args=(port, seconds + 1.0, seen))

@@ -14,8 +14,8 @@ from _common import machine, table
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
-    "compression.py", "streaming.py", "cluster.py", "single_flight.py", "outage.py",
-    "invalidation.py", "load.py",
+    "compression.py", "streaming.py", "cluster.py", "single_flight.py", "near.py",
+    "outage.py", "invalidation.py", "load.py",
 ]  # fmt: skip
 
 
@@ -41,7 +41,7 @@ def main() -> None:
         outputs[script] = run(script)
         print(f"## {script}\n\n{outputs[script]}\n", flush=True)
     streaming, outage, load = outputs["streaming.py"], outputs["outage.py"], outputs["load.py"]
-    cluster, flights = outputs["cluster.py"], outputs["single_flight.py"]
+    cluster, flights, near = outputs["cluster.py"], outputs["single_flight.py"], outputs["near.py"]
     rows = [
         ["stream replay of 64 MiB from Redis vs raw MGET (1 KiB chunks)", "≥ 0.6x",
          cell(streaming, r"^\| 1 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
@@ -66,6 +66,15 @@ def main() -> None:
          cell(flights, r"^\| shared \|(?:[^|]+\|){5} ([\d.]+) \|") + "x"],
         ["p99 on a stale entry during its refresh vs fresh hits", "",
          cell(flights, r"^\| [\d.]+ ±\d+% \| [\d.]+ ±\d+% \| ([\d.]+) \|") + "x"],
+        ["small hit through NearCache over Redis vs uncached FastAPI route", "≥ 0.8x",
+         cell(near, r"^\| /near \|[^|]+\| ([\d.]+) \|") + "x"],
+        ["same, on Redis without NearCache (for scale)", "",
+         cell(near, r"^\| /redis \|[^|]+\| ([\d.]+) \|") + "x"],
+        ["a near hit, NearCache.get", "< 20 µs",
+         cell(near, r"^\| NearCache.get[^|]+\| ([\d.]+) ") + " µs"],
+        ["staleness across processes, p99 (max)", "",
+         cell(near, r"^\| normal \|[^|]+\| ([\d.]+) \|") + " ms ("
+         + cell(near, r"^\| normal \|[^|]+\|[^|]+\| ([\d.]+) \|") + " ms)"],
         ["p99 during a Redis freeze, breaker open", "< 10 ms",
          cell(outage, r"^\| FallbackCache \| during, breaker open \|[^|]+\|[^|]+\| ([\d.]+) \|")
          + " ms"],
