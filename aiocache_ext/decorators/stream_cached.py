@@ -391,18 +391,12 @@ class stream_cached(cached):  # type: ignore[misc]
             found, _ = await self._get_value(key)
             return found is not None
         try:
-            entry, token = await self._store.lookup(key)
-            if isinstance(entry, VaryIndex):
-                entry = await self._store.get_entry(key + vary_part(request, entry.names))
+            entry, _, token = await self._entry(key, request)
             if not isinstance(entry, Manifest):
                 return self._plain(entry, key)[0] is not None
         except Exception:
             return False
-        now = time.time()
-        return (
-            entry.token == token
-            and freshness(entry.expires_at, entry.stale_rules, now) is Freshness.FRESH
-        )
+        return _standing(entry, token) is Freshness.FRESH
 
     async def _call(
         self,
@@ -578,23 +572,15 @@ class stream_cached(cached):  # type: ignore[misc]
         """A response (or plain value) for a fresh hit, ``None`` otherwise; the namespace
         token read with it (``None`` when there is none or the read failed); and the
         entry when it is stale but may still be served. Never raises."""
-        manifest_key, token = key, None
         try:
-            entry, token = await self._store.lookup(key)
-            if isinstance(entry, VaryIndex):  # the endpoint said Vary: find this variant
-                manifest_key = key + vary_part(request, entry.names)
-                entry = await self._store.get_entry(manifest_key)
-                if not isinstance(entry, Manifest):
-                    return None, token, None
+            entry, manifest_key, token = await self._entry(key, request)
             if not isinstance(entry, Manifest):
                 found, stale = self._plain(entry, key)
                 return found, token, stale
         except Exception as exc:
             _read_failed(exc)
-            return None, token, None
-        if entry.token is None or entry.token != token:
-            return None, token, None  # written before its namespace was last invalidated
-        state = freshness(entry.expires_at, entry.stale_rules, time.time())
+            return None, None, None
+        state = _standing(entry, token)
         if state is Freshness.EXPIRED:
             return None, token, None
         if state is not Freshness.FRESH:
@@ -604,6 +590,17 @@ class stream_cached(cached):  # type: ignore[misc]
             self.replay_options,
         )  # fmt: skip
         return found, token, None
+
+    async def _entry(self, key: str, request: Request) -> tuple[Any, str, str | None]:
+        """What is stored under ``key`` (this request's variant when the endpoint said
+        ``Vary``: ``None`` if it has none), the key it is under, and the namespace token
+        read with it. Raises what the backend or the record's check raises."""
+        entry, token = await self._store.lookup(key)
+        if not isinstance(entry, VaryIndex):
+            return entry, key, token
+        manifest_key = key + vary_part(request, entry.names)
+        entry = await self._store.get_entry(manifest_key)
+        return (entry if isinstance(entry, Manifest) else None), manifest_key, token
 
     async def _look(
         self, key: str, request: Request, headers: RequestHeaders
@@ -654,6 +651,14 @@ class Stale:
     entry: Manifest | None = None
     manifest_key: str = ""
     value: Any = None
+
+
+def _standing(entry: Manifest, token: str | None) -> Freshness:
+    """Where a stored response stands now; one written before its namespace was last
+    invalidated (another token) is as good as expired."""
+    if entry.token is None or entry.token != token:
+        return Freshness.EXPIRED
+    return freshness(entry.expires_at, entry.stale_rules, time.time())
 
 
 def _revalidating(stale: Stale | None) -> bool:

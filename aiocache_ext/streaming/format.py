@@ -64,8 +64,8 @@ class Manifest:
     stale_while_revalidate: float = 0.0  # seconds past ``expires_at`` (http.staleness)
     stale_if_error: float = 0.0
 
-    @property
-    def stale_rules(self) -> StaleRules:
+    @functools.cached_property
+    def stale_rules(self) -> StaleRules:  # once per record: parsed records are reused
         return StaleRules(self.stale_while_revalidate, self.stale_if_error)
 
     @property
@@ -162,8 +162,8 @@ class StaleValue:
     stale_while_revalidate: float = 0.0
     stale_if_error: float = 0.0
 
-    @property
-    def stale_rules(self) -> StaleRules:
+    @functools.cached_property
+    def stale_rules(self) -> StaleRules:  # once per record: parsed records are reused
         return StaleRules(self.stale_while_revalidate, self.stale_if_error)
 
     def dumps(self, key: str | bytes, integrity: Integrity = PLAIN) -> str:
