@@ -31,6 +31,9 @@ class EndpointSignature:
             for p in signature.parameters.values()
         ]
         self._added: list[inspect.Parameter] = []
+        # FastAPI's response model comes from the return annotation: without it the
+        # endpoint's result would be sent unfiltered (fields the model leaves out too).
+        self._returns = hints.get("return", signature.return_annotation)
 
     def parameter_for(self, kind: type, fallback_name: str) -> tuple[str, bool]:
         """The name of the endpoint's parameter annotated ``kind`` (or a subclass), or
@@ -49,7 +52,9 @@ class EndpointSignature:
     def signature(self) -> inspect.Signature:
         variadic = [p for p in self._params if p.kind is inspect.Parameter.VAR_KEYWORD]
         others = [p for p in self._params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        return inspect.Signature([*others, *self._added, *variadic])
+        return inspect.Signature(
+            [*others, *self._added, *variadic], return_annotation=self._returns
+        )
 
 
 def take(kwargs: dict[str, Any], name: str, added: bool) -> Any:

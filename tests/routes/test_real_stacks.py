@@ -12,6 +12,7 @@ import httpx
 import pytest
 from aiocache.base import BaseCache
 from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from aiocache_ext import stream_cached
+from aiocache_ext import stream_cached, vary_on_headers
 
 from ..helpers import client_for, served
 
@@ -349,3 +350,35 @@ async def test_any_host_or_accept_encoding_bytes_never_fail(cache: BaseCache) ->
             assert (response.status_code, response.content) == (200, BODY)
         scope_without_host = await client.get("/", headers=[(b"host", b"")])
         assert scope_without_host.status_code == 200
+
+
+class PublicUser(BaseModel):
+    """What the route's response model lets out: no ``password``."""
+
+    id: int
+    name: str
+
+
+@pytest.mark.parametrize("varied", [False, True])
+async def test_the_endpoints_response_model_still_filters_what_is_sent(
+    cache: BaseCache, varied: bool
+) -> None:
+    calls = Calls()
+
+    async def user(user_id: int) -> PublicUser:
+        calls()
+        row = {"id": user_id, "name": "Ada", "password": "secret"}
+        return row  # type: ignore[return-value]  # FastAPI filters it through PublicUser
+
+    endpoint = stream_cached(cache=cache, ttl=60)(user)
+    if varied:
+        endpoint = vary_on_headers("Accept-Language")(endpoint)
+    app = FastAPI()
+    app.get("/users/{user_id}")(endpoint)
+    async with client_for(app) as client:
+        answers = [(await client.get("/users/7")).json() for _ in range(3)]
+        schema = (await client.get("/openapi.json")).json()
+    assert answers == [{"id": 7, "name": "Ada"}] * 3
+    assert calls.count == 1
+    ok = schema["paths"]["/users/{user_id}"]["get"]["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/PublicUser"}
