@@ -84,6 +84,11 @@ class Backend:
         prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
         return functools.partial(fit, prefix_bytes=prefix_bytes, limit=limit)
 
+    def held(self, keys: Sequence[Any], encoding: str | None) -> list[Any] | None:
+        """The values of built ``keys`` when this process holds them all (a near tier),
+        read without a round trip; ``None``: read them from the backend."""
+        return None
+
     async def ping(self) -> None:
         await self.cache._exists(self.cache.build_key("aiocache_ext:probe"))
 
@@ -205,6 +210,9 @@ class RedisClusterBackend(RedisBackend):
 class NearBackend(RedisBackend):
     """``NearCache``: its remote Redis, and its near tier forgets what is deleted at once
     (the other processes hear of it through their invalidation links)."""
+
+    def held(self, keys: Sequence[Any], encoding: str | None) -> list[Any] | None:
+        return self.cache.held(keys, encoding)  # type: ignore[no-any-return]
 
     async def delete_many(self, keys: Sequence[Any], step: Step = as_is) -> None:
         try:

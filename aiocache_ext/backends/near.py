@@ -90,8 +90,25 @@ class NearCache(BaseCache):  # type: ignore[misc]
     async def _multi_get(self, keys: Any, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
         return await self._read(list(keys), encoding)
 
+    def held(self, keys: Sequence[Any], encoding: str | None = "utf-8") -> list[Any] | None:
+        """The values of built ``keys`` when the near tier holds them all (``None`` for a
+        key known to be absent), read without a round trip: no timeout to arm, no pooled
+        connection to wait for. ``None`` when one of them must be read from Redis."""
+        if not self.link.ready:
+            return None
+        tier, values = self.tier, []
+        for key in keys:
+            found = tier.get(key)
+            if found is None:
+                return None
+            values.append(None if found is ABSENT else found)
+        return _decoded(values, encoding)
+
     async def _read(self, keys: list[Any], encoding: str | None) -> list[Any]:
         self.link.start()
+        held = self.held(keys, encoding)
+        if held is not None:
+            return held
         tier, ready = self.tier, self.link.ready
         values: list[Any] = [None] * len(keys)
         missing = []
@@ -101,21 +118,18 @@ class NearCache(BaseCache):  # type: ignore[misc]
                 missing.append(index)
             elif found is not ABSENT:
                 values[index] = found
-        if missing:
-            wanted = [keys[i] for i in missing]
-            tickets = [tier.begin(k) if ready and self._tracked(k) else None for k in wanted]
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.mget(wanted)
-                for key in wanted:
-                    pipe.pttl(key)
-                raws, *ttls = await pipe.execute()
-            for index, key, ticket, raw, ttl in zip(missing, wanted, tickets, raws, ttls):
-                values[index] = raw
-                if ticket is not None:
-                    tier.fill(key, ticket, ABSENT if raw is None else raw, self._keep(ttl))
-        if encoding is None:
-            return values
-        return [v.decode(encoding) if isinstance(v, bytes) else v for v in values]
+        wanted = [keys[i] for i in missing]
+        tickets = [tier.begin(k) if ready and self._tracked(k) else None for k in wanted]
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.mget(wanted)
+            for key in wanted:
+                pipe.pttl(key)
+            raws, *ttls = await pipe.execute()
+        for index, key, ticket, raw, ttl in zip(missing, wanted, tickets, raws, ttls):
+            values[index] = raw
+            if ticket is not None:
+                tier.fill(key, ticket, ABSENT if raw is None else raw, self._keep(ttl))
+        return _decoded(values, encoding)
 
     def _keep(self, pttl: int) -> float:
         """How long to keep a value near: ``local_ttl``, capped by the key's remaining
@@ -191,3 +205,9 @@ class NearCache(BaseCache):  # type: ignore[misc]
     async def _close(self, *args: Any, **kwargs: Any) -> None:
         await self.link.stop()
         await self.remote.close()
+
+
+def _decoded(values: list[Any], encoding: str | None) -> list[Any]:
+    if encoding is None:
+        return values
+    return [v.decode(encoding) if isinstance(v, bytes) else v for v in values]

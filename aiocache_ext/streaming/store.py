@@ -68,16 +68,25 @@ class SegmentStore:
 
         Concurrent lookups of one key share one backend read: a burst of requests for a
         hot key costs the backend one read (and one pooled connection), not one each.
+        A near tier that holds both answers at once, with nothing to share.
         """
+        built = self.key(key)
+        if not self.cache.plugins:
+            keys, encoding = [built, self._token_key], self.cache.serializer.encoding
+            raws = self.backend.held(keys, encoding)
+            if raws is None and self._local:  # nothing to bound, nothing to share
+                raws = await self.cache._multi_get(keys, encoding=encoding)
+            if raws is not None:
+                return self._loads(built, raws[0]), _text(raws[1])
         if self._local:
-            return await self._lookup(key)
+            return await self._lookup(key, built)
         shared = self._lookups.get(key)
         if shared is not None:
             return await asyncio.shield(shared)
         shared = asyncio.get_running_loop().create_future()
         self._lookups[key] = shared
         try:
-            found = await self._lookup(key)
+            found = await self._lookup(key, built)
         except BaseException as exc:
             # Followers fail the same way (a cancelled leader: as a failed read).
             failure = exc if isinstance(exc, Exception) else LookupError("read cancelled")
@@ -90,15 +99,14 @@ class SegmentStore:
         finally:
             del self._lookups[key]
 
-    async def _lookup(self, key: str) -> tuple[Any, str | None]:
-        built, token_key = self.key(key), self._token_key
+    async def _lookup(self, key: str, built: Any) -> tuple[Any, str | None]:
         if self.cache.plugins:
             keys = [self.fit(key), TOKEN_KEY]
             call = self.cache.multi_get(keys, loads_fn=_identity, namespace=self.namespace)
             raws = await self.timed(call)
         else:
             encoding = self.cache.serializer.encoding
-            call = self.cache._multi_get([built, token_key], encoding=encoding)
+            call = self.cache._multi_get([built, self._token_key], encoding=encoding)
             raws = await self.timed(call)
         return self._loads(built, raws[0]), _text(raws[1])
 
