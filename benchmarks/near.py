@@ -10,8 +10,8 @@
 2. Memory: the tier filled with ten times ``max_bytes`` of values stays within it.
 3. Coherence: a writer process sets a key to 1, 2, 3, ... as fast as Redis acknowledges,
    a reader process reads it through its NearCache in a loop; the staleness of each
-   write is the time from its acknowledgement until the reader first reads it (or a
-   later one), both on this machine's monotonic clock. Normal load, then with the
+   write is how long after its acknowledgement a read still began that returned an
+   older version, both on this machine's monotonic clock. Normal load, then with the
    reader's invalidation link killed (``CLIENT KILL TYPE pubsub``) every 0.2 s, then with
    Redis frozen (SIGSTOP) for 0.3 s every second.
 """
@@ -152,33 +152,34 @@ def writer(port: int, seconds: float, acks: Any) -> None:
 
 
 def reader(port: int, seconds: float, seen: Any) -> None:
-    async def run() -> list[tuple[int, float]]:
+    async def run() -> dict[int, float]:
         near = NearCache(Cache(Cache.REDIS, port=port, namespace="bench"), namespace="bench")
-        first_seen, last = [], 0
+        last_read: dict[int, float] = {}  # version -> when the last read returning it began
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            began = time.monotonic()
             try:
                 raw = await near.get("version")
             except Exception:  # Redis frozen: the read times out
                 continue
-            version = int(raw or 0)
-            if version > last:
-                first_seen.append((version, time.monotonic()))
-                last = version
+            last_read[int(raw or 0)] = began
         await near.close()
-        return first_seen
+        return last_read
 
     seen.put(asyncio.run(run()))
 
 
-def staleness(acked: list[tuple[int, float]], first_seen: list[tuple[int, float]]) -> list[float]:
-    """Per write: from its acknowledgement until the reader saw it or a later one."""
-    result, index = [], 0
+def staleness(acked: list[tuple[int, float]], last_read: dict[int, float]) -> list[float]:
+    """Per write: how long after its acknowledgement a read still began that returned an
+    older version (0 when none did). A read that began before the acknowledgement and
+    waited on a frozen Redis returns late but serves nothing stale: it does not count."""
+    result, latest_older, versions = [], float("-inf"), sorted(last_read)
+    index = 0
     for version, ack in acked:
-        while index < len(first_seen) and first_seen[index][0] < version:
+        while index < len(versions) and versions[index] < version:
+            latest_older = max(latest_older, last_read[versions[index]])
             index += 1
-        if index < len(first_seen):
-            result.append(max(0.0, first_seen[index][1] - ack))
+        result.append(max(0.0, latest_older - ack))
     return result
 
 
@@ -194,12 +195,12 @@ def coherence_row(port: int, name: str, fault: Any, seconds: float) -> list[str]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         fault()
-    acked, first_seen = acks.get(timeout=60), seen.get(timeout=60)
+    acked, last_read = acks.get(timeout=60), seen.get(timeout=60)
     writing.join(30)
     reading.join(30)
-    delays = sorted(staleness(acked, first_seen))
+    delays = sorted(staleness(acked, last_read))
     p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-    return [name, f"{len(acked):,}", f"{p99 * 1000:.1f}", f"{delays[-1] * 1000:.1f}"]
+    return [name, f"{len(acked):,}", f"{p99 * 1e6:,.0f}", f"{delays[-1] * 1e6:,.0f}"]
 
 
 async def main(quick: bool) -> None:
@@ -235,8 +236,11 @@ async def main(quick: bool) -> None:
     print(table(["call", "µs"], micro) + "\n")
     print("### The near tier's size (max_bytes 1 MiB)\n")
     print(table(["max_bytes", "filled with", "bytes held", "entries"], [memory_row()]) + "\n")
-    print("### Staleness: from a write's acknowledgement until another process reads it\n")
-    print(table(["conditions", "writes", "p99 ms", "max ms"], coherence))
+    print(
+        "### Staleness: how long after a write's acknowledgement another process still "
+        "reads the older value\n"
+    )
+    print(table(["conditions", "writes", "p99 µs", "max µs"], coherence))
 
 
 if __name__ == "__main__":

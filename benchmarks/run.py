@@ -77,8 +77,8 @@ def main() -> None:
         ["a near hit, NearCache.get", "< 20 µs",
          cell(near, r"^\| NearCache.get[^|]+\| ([\d.]+) ") + " µs"],
         ["staleness across processes, p99 (max)", "",
-         cell(near, r"^\| normal \|[^|]+\| ([\d.]+) \|") + " ms ("
-         + cell(near, r"^\| normal \|[^|]+\|[^|]+\| ([\d.]+) \|") + " ms)"],
+         cell(near, r"^\| normal \|[^|]+\| ([\d,]+) \|") + " µs ("
+         + cell(near, r"^\| normal \|[^|]+\|[^|]+\| ([\d,]+) \|") + " µs)"],
         ["p99 during a Redis freeze, breaker open", "< 10 ms",
          cell(outage, r"^\| FallbackCache \| during, breaker open \|[^|]+\|[^|]+\| ([\d.]+) \|")
          + " ms"],
