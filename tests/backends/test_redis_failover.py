@@ -6,12 +6,14 @@ served stale afterwards."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from aiocache_ext import FallbackCache, RedisCache, State, sentinel_master
+from aiocache_ext import FallbackCache, NearCache, RedisCache, State, sentinel_master
 
 from ..servers import RedisSentinelSet
 
@@ -64,3 +66,66 @@ async def test_sentinel_failover_under_a_fallback_cache(sentinels: RedisSentinel
     finally:
         await cache.close()
         await client.aclose()
+
+
+async def test_near_cache_over_sentinel_stays_coherent_across_a_failover(
+    sentinels: RedisSentinelSet,
+) -> None:
+    """Two processes' NearCaches over the Sentinel-watched master: a change reaches the
+    other's tier before and after the primary is killed and the replica promoted."""
+    clients = [
+        sentinel_master([("127.0.0.1", sentinels.sentinel_port)], sentinels.service)
+        for _ in range(2)
+    ]
+    writer, reader = (
+        NearCache(RedisCache(client=c), namespace="app", ping_interval=0.2) for c in clients
+    )
+    try:
+        await writer.set("k", 1)
+        assert await reader.get("k") == 1
+        await until(lambda: reader.link.ready)
+        assert await reader.get("k") == 1
+        assert len(reader.tier) > 0  # held near
+        await writer.set("k", 2)
+        await until_read(reader, 2)
+        await asyncio.sleep(0.2)  # setup: the replica has the write (asynchronous replication)
+        sentinels.primary.kill()
+        deadline = time.monotonic() + FAILOVER_LIMIT
+        while sentinels.master_port() != sentinels.replica.port:
+            assert time.monotonic() < deadline, "no failover"
+            await asyncio.sleep(0.05)
+        await until(lambda: writer.set("k", 3))  # once the writer's client follows
+        await until_read(reader, 3)
+        await until(lambda: reader.link.ready)  # tracking on the promoted replica
+        await writer.set("k", 4)
+        await until_read(reader, 4)
+        assert await reader.get("k") == 4
+    finally:
+        for cache in (writer, reader):
+            await cache.close()
+        for client in clients:
+            await client.aclose()
+
+
+async def until(condition: Callable[[], Any]) -> None:
+    """``condition()`` (awaited if it is a coroutine) true, failures retried, bounded."""
+    deadline = time.monotonic() + FAILOVER_LIMIT
+    while True:
+        try:
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+        except Exception:  # the client still follows the failover
+            pass
+        assert time.monotonic() < deadline, "never true"
+        await asyncio.sleep(0.02)
+
+
+async def until_read(cache: NearCache, expected: Any) -> None:
+    await until(lambda: _reads(cache, expected))
+
+
+async def _reads(cache: NearCache, expected: Any) -> bool:
+    return bool(await cache.get("k") == expected)
