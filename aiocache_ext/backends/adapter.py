@@ -207,22 +207,38 @@ class RedisClusterBackend(RedisBackend):
         """Nothing to do: ``ping`` read the cluster's map again."""
 
 
-class NearBackend(RedisBackend):
-    """``NearCache``: its remote Redis, and its near tier forgets what is deleted at once
-    (the other processes hear of it through their invalidation links)."""
+class NearBackend(Backend):
+    """``NearCache``: the adapter of its remote Redis (one node or a cluster) for what
+    goes to Redis, and its near tier forgets what is deleted at once (the other
+    processes hear of it through their invalidation links)."""
+
+    def __init__(self, cache: BaseCache) -> None:
+        super().__init__(cache)
+        self.remote = backend_of(cache.remote)
+        self.max_key_bytes = self.remote.max_key_bytes
 
     def held(self, keys: Sequence[Any], encoding: str | None) -> list[Any] | None:
         return self.cache.held(keys, encoding)  # type: ignore[no-any-return]
 
+    @property
+    def pool(self) -> tuple[Any, int] | None:
+        return self.remote.pool
+
+    async def ping(self) -> None:
+        await self.remote.ping()
+
+    async def reconnect(self) -> None:
+        await self.remote.reconnect()
+
     async def delete_many(self, keys: Sequence[Any], step: Step = as_is) -> None:
         try:
-            await super().delete_many(keys, step)
+            await self.remote.delete_many(keys, step)
         finally:
             self.cache.tier.invalidate(keys)
 
     async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
         try:
-            return await super().delete_prefix(prefix, step)
+            return await self.remote.delete_prefix(prefix, step)
         finally:
             self.cache.tier.flush()
 

@@ -11,7 +11,7 @@ from aiocache.serializers import JsonSerializer
 from .._config import build
 from ..ttl import parse_ttl
 from .near_tier import ABSENT, LocalTier
-from .tracking import InvalidationLink
+from .tracking import ClusterLinks, InvalidationLink
 
 MiB = 1024 * 1024
 
@@ -27,7 +27,8 @@ class NearCache(BaseCache):  # type: ignore[misc]
     empty list: every key), by any process, is announced on this cache's invalidation
     link (``tracking.InvalidationLink``), which drops it from the near tier; while the
     link is down or in doubt the tier is empty and bypassed. ``remote`` is aiocache's
-    ``RedisCache`` or ours (a single node, TLS, unix socket), or a config dict.
+    ``RedisCache`` or ours (a single node, TLS, unix socket, a Sentinel master, or a
+    Redis Cluster: a link per primary, ``tracking.ClusterLinks``), or a config dict.
     It owns the serializer, plugins and namespace, like any aiocache cache, and
     ``stream_cached(cache=NearCache(...))`` keeps manifests and small bodies near.
     """
@@ -50,23 +51,34 @@ class NearCache(BaseCache):  # type: ignore[misc]
             kwargs["ttl"] = parse_ttl(kwargs["ttl"])
         super().__init__(serializer=serializer or JsonSerializer(), **kwargs)
         self.remote: BaseCache = build(remote, BaseCache, "cache")
-        client = getattr(self.remote, "client", None)
-        if not hasattr(client, "connection_pool"):
-            raise TypeError(
-                f"NearCache keeps its tier coherent with Redis's server-assisted invalidation, "
-                f"and {self.remote!r} is not a single-node Redis cache. HINT: "
-                "NearCache(Cache(Cache.REDIS, ...)) or NearCache(aiocache_ext.RedisCache(client="
-                "redis.asyncio.Redis(...)))"
-            )
+        client: Any = getattr(self.remote, "client", None)
         self.client: Any = client
         self.tier = LocalTier(int(max_bytes))
         self.local_ttl = float(parse_ttl(local_ttl, "local_ttl") or 0)
         if prefixes is None:
             prefixes = [self.build_key("")] if self.namespace else []
         self.prefixes = tuple(prefixes)
-        self.link = InvalidationLink(
-            client, self.prefixes, self._invalidated, self.tier.flush, ping_interval
-        )
+        link_options = (self.prefixes, self._invalidated, self.tier.flush, ping_interval)
+        self.link: InvalidationLink | ClusterLinks
+        if hasattr(client, "get_primaries"):  # a Redis Cluster: a link per primary
+            if getattr(client, "read_from_replicas", False) or getattr(
+                client, "load_balancing_strategy", None
+            ):
+                raise ValueError(
+                    "NearCache cannot keep values read from a cluster's replicas: a replica "
+                    "may answer with a value its primary already changed, after the change "
+                    "was announced. HINT: RedisCluster(..., read_from_replicas=False)"
+                )
+            self.link = ClusterLinks(client, *link_options)
+        elif hasattr(client, "connection_pool"):
+            self.link = InvalidationLink(client.connection_pool, *link_options)
+        else:
+            raise TypeError(
+                f"NearCache keeps its tier coherent with Redis's server-assisted invalidation, "
+                f"and {self.remote!r} is not a Redis cache. HINT: "
+                "NearCache(Cache(Cache.REDIS, ...)) or NearCache(aiocache_ext.RedisCache(client="
+                "redis.asyncio.Redis(...))), also with a RedisCluster or sentinel_master client"
+            )
 
     def __repr__(self) -> str:
         return f"NearCache(remote={self.remote!r}, keys={len(self.tier)})"
@@ -121,10 +133,11 @@ class NearCache(BaseCache):  # type: ignore[misc]
         wanted = [keys[i] for i in missing]
         tickets = [tier.begin(k) if ready and self._tracked(k) else None for k in wanted]
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.mget(wanted)
-            for key in wanted:
+            for key in wanted:  # a GET each, not an MGET: on a cluster they span slots
+                pipe.get(key)
                 pipe.pttl(key)
-            raws, *ttls = await pipe.execute()
+            replies = await pipe.execute()
+        raws, ttls = replies[::2], replies[1::2]
         for index, key, ticket, raw, ttl in zip(missing, wanted, tickets, raws, ttls):
             values[index] = raw
             if ticket is not None:

@@ -1,5 +1,5 @@
 """The invalidation link of ``NearCache``: Redis server-assisted client-side caching in
-broadcasting mode, over one connection of its own per cache.
+broadcasting mode, over one connection of its own per cache (per primary on a cluster).
 
 The connection speaks RESP2 whatever the cache's data connections speak (redis-py 8
 defaults to RESP3, whose invalidations arrive as push messages on the data connections
@@ -14,6 +14,10 @@ The link is ``ready`` only while it is known to be alive: it pings after every q
 is lost or in doubt, ``ready`` turns false and ``on_flush`` is called (the near tier
 forgets everything, reads under way included), and the link reconnects with backoff;
 it is ``ready`` again once tracking is on, after one more flush.
+
+On a Redis Cluster every primary announces the keys it holds: ``ClusterLinks`` keeps one
+link per primary the client knows, follows its map (a replica promoted, a node added)
+and is ``ready`` only while every current primary's link is.
 """
 
 from __future__ import annotations
@@ -33,17 +37,18 @@ RETRY_FIRST, RETRY_MAX = 0.05, 2.0
 
 
 class InvalidationLink:
-    """Tracking for ``prefixes`` (none: every key) of the server ``client`` talks to."""
+    """Tracking for ``prefixes`` (none: every key) of the server behind ``source``: a
+    redis-py connection pool or cluster node (both say how they connect)."""
 
     def __init__(
         self,
-        client: Any,
+        source: Any,
         prefixes: Sequence[str],
         on_invalidate: Callable[[list[bytes]], None],
         on_flush: Callable[[], None],
         ping_interval: float = 1.0,
     ) -> None:
-        self.client = client
+        self.source = source
         self.prefixes = list(prefixes)
         self.on_invalidate = on_invalidate
         self.on_flush = on_flush
@@ -85,11 +90,7 @@ class InvalidationLink:
             delay = min(delay * 2, RETRY_MAX)
 
     async def _connect(self) -> None:
-        pool = self.client.connection_pool
-        # redis-py 8's maintenance notifications need RESP3: not on this connection.
-        kwargs = {k: v for k, v in pool.connection_kwargs.items() if not k.startswith("maint_")}
-        kwargs.update(protocol=2, decode_responses=False)
-        connection = self._connection = pool.connection_class(**kwargs)
+        connection = self._connection = tracking_connection(self.source)
         await connection.connect()
         client_id = await self._call("CLIENT", "ID")
         prefixes = [part for prefix in self.prefixes for part in ("PREFIX", prefix)]
@@ -138,3 +139,83 @@ class InvalidationLink:
                 await connection.disconnect()
             except Exception as exc:  # closing a broken connection: nothing to keep
                 log_once(logger, "link-close", "near cache link not closed cleanly error=%r", exc)
+
+
+def tracking_connection(source: Any) -> Any:
+    """A new connection, speaking RESP2, to the server behind ``source`` (a pool or a
+    cluster node), with its options: TLS, credentials, unix socket, timeouts."""
+    kwargs = {
+        k: v
+        for k, v in source.connection_kwargs.items()
+        # redis-py 8's maintenance notifications need RESP3; a cluster's connect hook
+        # (READONLY for replica reads) is for data connections.
+        if not k.startswith("maint_") and k != "redis_connect_func"
+    }
+    kwargs.update(protocol=2, decode_responses=False)
+    return source.connection_class(**kwargs)
+
+
+class ClusterLinks:
+    """One ``InvalidationLink`` per primary of a Redis Cluster ``client``, following its
+    map: checked every ``ping_interval``, a primary gone loses its link and a new one
+    gets one, and the tier is emptied on every change. ``ready`` while every current
+    primary's link is."""
+
+    def __init__(
+        self,
+        client: Any,
+        prefixes: Sequence[str],
+        on_invalidate: Callable[[list[bytes]], None],
+        on_flush: Callable[[], None],
+        ping_interval: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.prefixes = list(prefixes)
+        self.on_invalidate = on_invalidate
+        self.on_flush = on_flush
+        self.ping_interval = ping_interval
+        self.links: dict[str, InvalidationLink] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        links = self.links.values()
+        return bool(links) and all(link.ready for link in links)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._follow()
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        links, self.links = list(self.links.values()), {}
+        for link in links:
+            await link.stop()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            for link in self._follow():
+                await link.stop()
+
+    def _follow(self) -> list[InvalidationLink]:
+        """Links for the primaries the client knows now; those no longer needed."""
+        primaries = {node.name: node for node in self.client.get_primaries()}
+        if primaries.keys() == self.links.keys():
+            return []
+        self.on_flush()  # a changed map: what was read may have moved unannounced
+        gone = [link for name, link in self.links.items() if name not in primaries]
+        self.links = {
+            name: self.links.get(name)
+            or InvalidationLink(
+                node, self.prefixes, self.on_invalidate, self.on_flush, self.ping_interval
+            )
+            for name, node in primaries.items()
+        }
+        for link in self.links.values():
+            link.start()
+        return gone

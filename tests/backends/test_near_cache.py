@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis
 from aiocache import Cache
+from redis.asyncio.cluster import RedisCluster
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from aiocache_ext import FallbackCache, NearCache, State, invalidate, stream_cached
+from aiocache_ext import FallbackCache, NearCache, RedisCache, State, invalidate, stream_cached
+from aiocache_ext.backends.tracking import ClusterLinks
 
 from ..helpers import client_for
+from ..servers import RedisCluster as ClusterServers
 from ..servers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -219,8 +224,46 @@ async def test_under_fallback_cache_an_outage_and_recovery(
         await cache.close()
 
 
+@pytest.mark.topology
+async def test_on_a_cluster_each_primary_announces_its_keys(
+    cluster_servers: ClusterServers,
+) -> None:
+    clients = [RedisCluster(host=cluster_servers.host, port=cluster_servers.port) for _ in "wr"]
+    namespace = f"near-{uuid.uuid4().hex}"  # the cluster is shared with other tests
+    writer, reader = (
+        NearCache(RedisCache(client=c), namespace=namespace, ping_interval=0.2) for c in clients
+    )
+    keys = [f"k{i}" for i in range(30)]  # over all three primaries
+    built = [reader.build_key(k) for k in keys]
+    try:
+        await writer.multi_set([(k, 0) for k in keys])
+        assert await reader.multi_get(keys) == [0] * 30
+        deadline = time.monotonic() + LIMIT
+        while not reader.link.ready:
+            assert time.monotonic() < deadline, "links never ready"
+            await asyncio.sleep(0.01)
+        assert isinstance(reader.link, ClusterLinks) and len(reader.link.links) == 3
+        assert await reader.multi_get(keys) == [0] * 30
+        assert reader.held(built, None) is not None  # every key near
+        for key in keys:
+            await writer.set(key, 1)
+        await eventually(lambda: reader.multi_get(keys), [1] * 30)
+        await writer.clear()  # the namespace, on every primary
+        await eventually(lambda: reader.multi_get(keys), [None] * 30)
+    finally:
+        for cache in (writer, reader):
+            await cache.close()
+        for client in clients:
+            await client.aclose()
+
+
 async def test_misconfigurations_fail_at_construction() -> None:
     with pytest.raises(ValueError, match="needs a remote Redis cache"):
         NearCache()
     with pytest.raises(TypeError, match="HINT: NearCache"):
         NearCache(Cache(Cache.MEMORY))
+    with warnings.catch_warnings():  # redis-py 5.3+ prefers load_balancing_strategy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        replicas = RedisCluster(host="127.0.0.1", port=1, read_from_replicas=True)
+    with pytest.raises(ValueError, match="HINT: RedisCluster"):
+        NearCache(RedisCache(client=replicas))

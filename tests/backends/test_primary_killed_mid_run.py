@@ -4,8 +4,9 @@ request fails, no body is short or mixed, and once the replica serves nothing st
 
 On the cluster, the primary killed is the one holding the namespace token, which every
 lookup reads: the harshest node to lose. Run over a bare ``RedisCache`` (where a failed
-invalidation is the caller's to retry, as with any backend error) and under
-``FallbackCache`` (which journals it and replays it on the promoted replica).
+invalidation is the caller's to retry, as with any backend error), under
+``FallbackCache`` (which journals it and replays it on the promoted replica), and under
+``NearCache`` (whose tiers must follow the new primary's announcements).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from starlette.routing import Route
 
 from aiocache_ext import (
     FallbackCache,
+    NearCache,
     RedisCache,
     State,
     invalidate,
@@ -134,14 +136,16 @@ async def close_dropped_connections(ports: set[int]) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # see close_dropped_connections
-@pytest.mark.parametrize("fallback", [False, True], ids=["bare", "fallback"])
-async def test_a_primary_killed_mid_run(deployment: Deployment, fallback: bool) -> None:
+@pytest.mark.parametrize("layer", ["bare", "fallback", "near"])
+async def test_a_primary_killed_mid_run(deployment: Deployment, layer: str) -> None:
     client = deployment.client
     redis_cache = RedisCache(client=client, namespace="items", timeout=5)
-    cache: BaseCache = (
-        FallbackCache(primary=redis_cache, namespace="items", primary_timeout=0.5)
-        if fallback else redis_cache
-    )  # fmt: skip
+    fallback = layer == "fallback"
+    cache: BaseCache = redis_cache
+    if fallback:
+        cache = FallbackCache(primary=redis_cache, namespace="items", primary_timeout=0.5)
+    elif layer == "near":
+        cache = NearCache(redis_cache, namespace="items", ping_interval=0.2)
     origin = Origin()
     versions: dict[bytes, int] = {}  # every body ever valid -> its version
     for n in range(ITEMS):
@@ -190,6 +194,9 @@ async def test_a_primary_killed_mid_run(deployment: Deployment, fallback: bool) 
                 assert time.monotonic() < deadline, "no failover"
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # readers and the writer go on, on the new topology
+            while isinstance(cache, NearCache) and not cache.link.ready:
+                assert time.monotonic() < deadline, "the near tier never came back"
+                await asyncio.sleep(0.1)  # it follows the new primary's announcements
             stop.set()
             await asyncio.gather(*tasks)
             final = origin.version
