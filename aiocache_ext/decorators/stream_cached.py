@@ -220,13 +220,12 @@ class stream_cached(cached):  # type: ignore[misc]
                 f, args, kwargs, cache_read, cache_write, aiocache_wait_for_write
             )
 
-        headers = read_request_headers(request.scope["headers"])
-        policy = self._policy(request, headers)
+        method, headers = request.scope["method"], read_request_headers(request.scope["headers"])
+        policy = self._policy(request, method, headers)
         gzip = self.compress and accepts("gzip", headers.accept_encoding)
         key = self._key(f, args, kwargs, request, headers, gzip)
         read = cache_read and policy.read.ok
-        write = cache_write and policy.write.ok and request.method == "GET"
-        call = functools.partial(f, *args, **kwargs)
+        write = cache_write and policy.write.ok and method == "GET"
 
         token, stale = None, None
         if read:
@@ -244,6 +243,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 served = await self._stale_response(stale, key, request, headers)
                 if served is not None:
                     if write:
+                        call = functools.partial(f, *args, **kwargs)
                         self._refresh_later(served, call, key, request, gzip)
                     return served
 
@@ -265,7 +265,7 @@ class stream_cached(cached):  # type: ignore[misc]
                     write = False
                     await ended(end_flight)  # nothing will be stored: waiters need not wait
             try:
-                result = await call()
+                result = await f(*args, **kwargs)
             except Exception as exc:
                 served = await self._instead_of_error(stale, key, request, headers, exc)
                 if served is None:
@@ -462,11 +462,11 @@ class stream_cached(cached):  # type: ignore[misc]
         finally:
             await ended(end)
 
-    def _policy(self, request: Request, headers: RequestHeaders) -> RequestPolicy:
+    def _policy(self, request: Request, method: str, headers: RequestHeaders) -> RequestPolicy:
         honor = self.rules.honor_request_cache_control
         honored = honor is True or (honor is not False and self._honors_cache_control(request))
         return request_policy(
-            request.method,
+            method,
             headers.cache_control if honored else (),
             headers.pragma if honored else (),
             authorization=headers.authorization,
@@ -586,7 +586,7 @@ class stream_cached(cached):  # type: ignore[misc]
         if state is not Freshness.FRESH:
             return None, token, Stale(state, entry, manifest_key)
         found = await replay(
-            self._store, entry, key, manifest_key, request.method, headers.if_none_match,
+            self._store, entry, key, manifest_key, request.scope["method"], headers.if_none_match,
             self.replay_options,
         )  # fmt: skip
         return found, token, None
