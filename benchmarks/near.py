@@ -12,17 +12,20 @@
    a reader process reads it through its NearCache in a loop; the staleness of each
    write is how long after its acknowledgement a read still began that returned an
    older version, both on this machine's monotonic clock. Normal load, then with the
-   reader's invalidation link killed (``CLIENT KILL TYPE pubsub``) every 0.2 s, then with
-   Redis frozen (SIGSTOP) for 0.3 s every second.
+   reader's invalidation link killed (``CLIENT KILL TYPE pubsub``) every 0.2 s, with
+   Redis frozen (SIGSTOP) for 0.3 s every second, with ``FLUSHALL`` every 0.2 s, and with
+   every version written to expire after 50 ms (a change too, from its expiry on).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -140,14 +143,16 @@ def memory_row() -> list[str]:
     return [f"{tier.max_bytes:,}", "10,000 x 1 KB", f"{tier.nbytes:,}", f"{len(tier):,}"]
 
 
-def writer(port: int, seconds: float, acks: Any) -> None:
+def writer(port: int, seconds: float, acks: Any, ttl: float | None) -> None:
+    """Versions 1, 2, 3, ... every millisecond; with ``ttl``, each set to expire after
+    ``ttl`` seconds, and the next one written once it has."""
     client = redis.Redis(port=port)
     deadline, version, acked = time.monotonic() + seconds, 0, []
     while time.monotonic() < deadline:
         version += 1
-        client.set("bench:version", str(version))
+        client.set("bench:version", str(version), px=None if ttl is None else int(ttl * 1000))
         acked.append((version, time.monotonic()))
-        time.sleep(0.001)
+        time.sleep(0.001 if ttl is None else ttl * 1.5)
     acks.put(acked)
 
 
@@ -169,38 +174,63 @@ def reader(port: int, seconds: float, seen: Any) -> None:
     seen.put(asyncio.run(run()))
 
 
-def staleness(acked: list[tuple[int, float]], last_read: dict[int, float]) -> list[float]:
-    """Per write: how long after its acknowledgement a read still began that returned an
-    older version (0 when none did). A read that began before the acknowledgement and
-    waited on a frozen Redis returns late but serves nothing stale: it does not count."""
-    result, latest_older, versions = [], float("-inf"), sorted(last_read)
-    index = 0
+def staleness(
+    acked: list[tuple[int, float]],
+    last_read: dict[int, float],
+    flushes: Sequence[tuple[float, float]] = (),
+    ttl: float | None = None,
+) -> list[float]:
+    """Per change (a write; a ``FLUSHALL``; with ``ttl``, an expiry): how long after its
+    acknowledgement (or the expiry) a read still began that returned a value it replaced
+    (0 when none did). A read that began before, and waited on a frozen Redis, serves
+    nothing stale: it does not count. Reads of no value (version 0) are left out. A
+    ``FLUSHALL`` (sent, acknowledged) replaced the versions acknowledged before it was
+    sent (one written meanwhile may be either side of it)."""
+    changes = []  # (when, every version up to this one is replaced from then on)
     for version, ack in acked:
-        while index < len(versions) and versions[index] < version:
-            latest_older = max(latest_older, last_read[versions[index]])
-            index += 1
-        result.append(max(0.0, latest_older - ack))
+        changes.append((ack, version - 1))
+        if ttl is not None:  # expired at most ``ttl`` after the acknowledgement
+            changes.append((ack + ttl, version))
+    acks = [ack for _, ack in acked]
+    for sent, flushed in flushes:
+        before = bisect.bisect_left(acks, sent)
+        changes.append((flushed, acked[before - 1][0] if before else 0))
+    versions = sorted(v for v in last_read if v > 0)
+    latest, running = [], float("-inf")  # latest[i]: the last read of versions[:i + 1]
+    for version in versions:
+        running = max(running, last_read[version])
+        latest.append(running)
+    result = []
+    for when, replaced in changes:
+        index = bisect.bisect_right(versions, replaced)
+        result.append(max(0.0, latest[index - 1] - when) if index else 0.0)
     return result
 
 
-def coherence_row(port: int, name: str, fault: Any, seconds: float) -> list[str]:
+def coherence_row(
+    port: int, name: str, fault: Any, seconds: float, ttl: float | None = None
+) -> list[str]:
+    """``fault()`` called in a loop while the writer and the reader run; it returns when
+    it sent a ``FLUSHALL`` and when Redis acknowledged it (``None``: it sent none)."""
     redis.Redis(port=port).delete("bench:version")  # versions count from 1 in every row
     context = multiprocessing.get_context("spawn")
     acks, seen = context.Queue(), context.Queue()
     reading = context.Process(target=reader, args=(port, seconds + 1.0, seen))
     reading.start()
     time.sleep(1.0)  # the reader's link is up
-    writing = context.Process(target=writer, args=(port, seconds, acks))
+    writing = context.Process(target=writer, args=(port, seconds, acks, ttl))
     writing.start()
-    deadline = time.monotonic() + seconds
+    deadline, flushes = time.monotonic() + seconds, []
     while time.monotonic() < deadline:
-        fault()
+        flushed = fault()
+        if flushed is not None:
+            flushes.append(flushed)
     acked, last_read = acks.get(timeout=60), seen.get(timeout=60)
     writing.join(30)
     reading.join(30)
-    delays = sorted(staleness(acked, last_read))
+    delays = sorted(staleness(acked, last_read, flushes, ttl))
     p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-    return [name, f"{len(acked):,}", f"{p99 * 1e6:,.0f}", f"{delays[-1] * 1e6:,.0f}"]
+    return [name, f"{len(delays):,}", f"{p99 * 1e6:,.0f}", f"{delays[-1] * 1e6:,.0f}"]
 
 
 async def main(quick: bool) -> None:
@@ -223,10 +253,18 @@ async def main(quick: bool) -> None:
             time.sleep(0.3)
             server.resume()
 
+        def flush() -> tuple[float, float]:
+            time.sleep(0.2)
+            sent = time.monotonic()
+            admin.flushall()
+            return sent, time.monotonic()
+
         coherence = [
             coherence_row(server.port, "normal", calm, seconds),
             coherence_row(server.port, "link killed every 0.2 s", kill_link, seconds),
             coherence_row(server.port, "Redis frozen 0.3 s every 1 s", freeze, seconds),
+            coherence_row(server.port, "FLUSHALL every 0.2 s", flush, seconds),
+            coherence_row(server.port, "every version expires after 50 ms", calm, seconds, 0.05),
         ]
         admin.close()
     print(f"machine: {machine()}, pid {os.getpid()}\n")
@@ -240,7 +278,7 @@ async def main(quick: bool) -> None:
         "### Staleness: how long after a write's acknowledgement another process still "
         "reads the older value\n"
     )
-    print(table(["conditions", "writes", "p99 µs", "max µs"], coherence))
+    print(table(["conditions", "changes", "p99 µs", "max µs"], coherence))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class LocalTier:
         self.nbytes = 0
         self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[Any, float, int]] = OrderedDict()
-        self._tickets: dict[Hashable, int] = {}
+        self._tickets: dict[Hashable, tuple[int, float]] = {}  # key -> (ticket, sent at)
         self._issued = 0
 
     def __len__(self) -> int:
@@ -54,20 +54,22 @@ class LocalTier:
     def begin(self, key: Hashable) -> int:
         """A ticket for a read of ``key`` about to be sent."""
         self._issued += 1
-        self._tickets[key] = self._issued
+        self._tickets[key] = (self._issued, self._clock())
         return self._issued
 
     def fill(self, key: Hashable, ticket: int, value: Any, ttl: float) -> bool:
-        """Keep ``value`` for ``ttl`` seconds, unless an invalidation or a later read of
-        ``key`` came since ``ticket``; returns whether it was kept."""
-        if self._tickets.get(key) != ticket:
+        """Keep ``value`` for ``ttl`` seconds from when its read was sent (a remaining ttl
+        Redis reports was measured after that), unless an invalidation or a later read
+        of ``key`` came since ``ticket``; returns whether it was kept."""
+        issued, sent = self._tickets.get(key, (None, 0.0))
+        if issued != ticket:
             return False
         del self._tickets[key]
         size = OVERHEAD + _size(key) + (0 if value is ABSENT else len(value))
-        if ttl <= 0 or size > self.max_bytes:
+        if sent + ttl <= self._clock() or size > self.max_bytes:
             return False
         self._drop(key)
-        self._entries[key] = (value, self._clock() + ttl, size)
+        self._entries[key] = (value, sent + ttl, size)
         self.nbytes += size
         while self.nbytes > self.max_bytes:
             self._drop(next(iter(self._entries)))

@@ -32,6 +32,20 @@ def test_a_value_is_kept_until_its_ttl() -> None:
     assert tier.nbytes == 0
 
 
+def test_a_ttl_counts_from_when_the_read_was_sent_not_from_its_reply() -> None:
+    """The remaining ttl Redis reports was measured after the read was sent: counted
+    from the reply, the value would outlive the key by the reply's latency."""
+    clock = Clock()
+    tier = LocalTier(10_000, clock)
+    ticket = tier.begin("k")
+    clock.now = 0.3  # the reply arrives
+    assert tier.fill("k", ticket, b"v", 0.5)
+    clock.now = 0.499
+    assert tier.get("k") == b"v"
+    clock.now = 0.5
+    assert tier.get("k") is None
+
+
 def test_an_absent_key_is_kept_as_absent() -> None:
     tier = LocalTier(10_000)
     assert kept(tier, "k", ABSENT)
