@@ -275,7 +275,7 @@ async def main(quick: bool) -> None:
     print("### The near tier's size (max_bytes 1 MiB)\n")
     print(table(["max_bytes", "filled with", "bytes held", "entries"], [memory_row()]) + "\n")
     print(
-        "### Staleness: how long after a write's acknowledgement another process still "
+        "### Staleness: how long after a change is acknowledged another process still "
         "reads the older value\n"
     )
     print(table(["conditions", "changes", "p99 µs", "max µs"], coherence))
