@@ -1,5 +1,5 @@
 # Sourced by scripts/test and scripts/demo: make .venv and install the package into it.
-# Reinstalls only when setup.cfg or pyproject.toml changed since the last install.
+# Reinstalls only when pyproject.toml (or the constraints) changed since the last install.
 
 venv_dir=${AIOCACHE_EXT_VENV:-.venv}
 python_bin=${PYTHON:-python3}
@@ -32,7 +32,7 @@ ensure_venv() {
   local wanted
   local constraints=()
   [ -n "${2:-}" ] && constraints=(-c "$2")
-  wanted="$1 $(cat setup.cfg pyproject.toml ${2:-} | sha256sum | cut -c1-16)"
+  wanted="$1 $(cat pyproject.toml ${2:-} | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ] || ! grep -qxF "$wanted" "$stamp"; then
     echo "installing aiocache-ext[$1] into $venv_dir ..." >&2
     "$venv_dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
