@@ -20,6 +20,7 @@ from starlette.types import Message
 from .._log import log_once
 from ..backends.leases import leases_for
 from ..exceptions import SerializerError
+from ..http.cache_status import HIT, Outcome, check_name, forwarded_because
 from ..http.encoding import accepts
 from ..http.policy import RequestPolicy, SharedCacheRules, request_policy
 from ..http.request_headers import RequestHeaders, read_request_headers
@@ -30,7 +31,7 @@ from ..streaming.encoder import GzipEncoder
 from ..streaming.format import Manifest, StaleValue, VaryIndex
 from ..streaming.integrity import Integrity
 from ..streaming.reader import DEFAULT_BATCH
-from ..streaming.replay import ReplayOptions, miss_headers, replay
+from ..streaming.replay import ReplayOptions, miss_headers, miss_status, replay
 from ..streaming.responses import RawHeaders, StoringResponse, storable_check
 from ..streaming.store import SegmentStore
 from ..streaming.writer import StreamWriter
@@ -59,6 +60,9 @@ class stream_cached(cached):  # type: ignore[misc]
     - ``segment_size``: body bytes per stored item (default 256 KiB, well under
       memcached's 1 MB); ``max_size``: bodies past it are sent but not stored;
     - ``header_name``: ``X-Cache: HIT|MISS`` (``None`` to leave it out);
+    - ``cache_status``: this cache's name in an RFC 9211 ``Cache-Status`` header
+      (``api; hit; ttl=42``, ``api; fwd=miss; stored``, ``api; fwd=request``, ...);
+      ``None`` (the default) leaves it out;
     - ``statuses``, ``allow_private``, ``allow_set_cookie``, ``allow_authorized``,
       ``honor_no_store``: the shared-cache rules of ``aiocache_ext.http.policy``;
     - ``honor_request_cache_control``: whether a request's ``Cache-Control``/``Pragma``
@@ -107,6 +111,7 @@ class stream_cached(cached):  # type: ignore[misc]
         segment_size: int = 256 * KiB,
         max_size: int = 256 * MiB,
         header_name: str | None = "X-Cache",
+        cache_status: str | None = None,
         statuses: Collection[int] = (200,),
         allow_private: bool = False,
         allow_set_cookie: bool = False,
@@ -154,7 +159,8 @@ class stream_cached(cached):  # type: ignore[misc]
             GzipEncoder, level=compress_level, min_size=compress_min_size
         )
         marker = header_name.lower().encode("latin-1") if header_name else None
-        self.replay_options = ReplayOptions(marker, client_max_age, read_batch)
+        status_name = None if cache_status is None else check_name(cache_status)
+        self.replay_options = ReplayOptions(marker, client_max_age, read_batch, status_name)
         self._storable = storable_check(self.rules)
         if single_flight not in ("shared", "process", "off"):
             raise ValueError(
@@ -276,15 +282,17 @@ class stream_cached(cached):  # type: ignore[misc]
                     await self._store_value(f, key, result)
                 return result
             if result.status_code >= 500 and stale is not None:
-                error = f"status {result.status_code}"
-                served = await self._instead_of_error(stale, key, request, headers, error)
+                status = result.status_code
+                served = await self._instead_of_error(stale, key, request, headers, status)
                 if served is not None:
                     return served
-            extra = miss_headers(result, self._entry_ttl, self.replay_options)
+            why = Outcome("miss") if policy.read.ok else forwarded_because(policy.read.reason)
             if not write:
+                extra = miss_headers(result, self._entry_ttl, self.replay_options, why)
                 result.raw_headers.extend(extra)
                 return result
-            stored = self._storing(result, key, request, token, gzip, end_flight, extra)
+            extra = miss_headers(result, self._entry_ttl, self.replay_options, None)
+            stored = self._storing(result, key, request, token, gzip, end_flight, extra, why)
             end_flight = _no_flight  # the response ends it once its entry is stored or not
             return stored
         finally:
@@ -299,21 +307,31 @@ class stream_cached(cached):  # type: ignore[misc]
         gzip: bool,
         end: End,
         extra: RawHeaders | None = None,
+        why: Outcome | None = None,
     ) -> StoringResponse:
-        """The endpoint's response, stored on its way out; ``end`` once stored or not."""
+        """The endpoint's response, stored on its way out; ``end`` once stored or not;
+        forwarded because of ``why`` (``None``: a refresh, which no client sees)."""
         writer = self._writer(key, request, token)
         encode = functools.partial(self._encoder, compress=gzip) if self.compress else None
-        return StoringResponse(result, writer, extra or [], self._storable, end, encode)
+        told = None
+        if why is not None and self.replay_options.cache_status is not None:
+            told = functools.partial(miss_status, self.replay_options, self._entry_ttl, why)
+        return StoringResponse(result, writer, extra or [], self._storable, end, encode, told)
 
     async def _stale_response(
-        self, stale: Stale, key: str, request: Request, headers: RequestHeaders
+        self,
+        stale: Stale,
+        key: str,
+        request: Request,
+        headers: RequestHeaders,
+        outcome: Outcome = HIT,
     ) -> Any:
         """The stale entry, marked so (``None``: its segments are gone)."""
         if stale.entry is None:
             return stale.value
         return await replay(
             self._store, stale.entry, key, stale.manifest_key, request.method,
-            headers.if_none_match, self.replay_options, stale=True,
+            headers.if_none_match, self.replay_options, stale=True, outcome=outcome,
         )  # fmt: skip
 
     async def _instead_of_error(
@@ -326,7 +344,8 @@ class stream_cached(cached):  # type: ignore[misc]
         log_once(
             logger, f"stale-if-error:{id(self)}", "endpoint failed, stale served error=%r", error
         )
-        return await self._stale_response(stale, key, request, headers)
+        failed = Outcome("stale", fwd_status=error if isinstance(error, int) else None)
+        return await self._stale_response(stale, key, request, headers, failed)
 
     def _refresh_later(
         self,

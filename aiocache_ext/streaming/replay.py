@@ -12,6 +12,7 @@ import time
 from starlette.responses import Response
 
 from .._log import log_once
+from ..http.cache_status import HIT, Outcome
 from ..http.etag import if_none_match_matches, not_modified_headers
 from ..http.policy import age, client_cache_control
 from .format import Manifest
@@ -27,11 +28,14 @@ _NO_CACHE = (b"cache-control", b"no-cache")
 class ReplayOptions:
     """How hits and misses are marked: ``marker`` names the ``HIT``/``MISS`` header
     (``None``: none); ``client_max_age`` lets clients reuse a response for the entry's
-    remaining lifetime instead of revalidating; ``read_batch`` segments per read."""
+    remaining lifetime instead of revalidating; ``read_batch`` segments per read;
+    ``cache_status`` names this cache in an RFC 9211 ``Cache-Status`` header (``None``:
+    none)."""
 
     marker: bytes | None
     client_max_age: bool
     read_batch: int
+    cache_status: str | None = None
 
 
 async def replay(
@@ -43,14 +47,19 @@ async def replay(
     if_none_match: str | None,
     options: ReplayOptions,
     stale: bool = False,
+    outcome: Outcome = HIT,
 ) -> Response | None:
     """The response for a valid entry stored under ``key`` (its manifest under
-    ``manifest_key``), marked a hit or ``stale``; ``None`` when its first segments are
-    gone (nothing sent yet, so it is a miss, and the broken manifest is dropped)."""
-    headers = hit_headers(entry, time.time(), options, b"STALE" if stale else b"HIT")
+    ``manifest_key``), marked a hit or ``stale`` (and in ``Cache-Status``, what the
+    cache did: ``outcome``); ``None`` when its first segments are gone (nothing sent
+    yet, so it is a miss, and the broken manifest is dropped)."""
+    now = time.time()
+    marks = _marks(entry, now, options, b"STALE" if stale else b"HIT", outcome)
     if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
-        keep = not_modified_headers({k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
-        return Response(status_code=304, headers=keep)
+        stored = hit_headers(entry, now, options, ())
+        keep = not_modified_headers({k.decode("latin-1"): v.decode("latin-1") for k, v in stored})
+        return Response(status_code=304, headers={**keep, **_text(marks)})
+    headers = hit_headers(entry, now, options, marks)
     if method == "HEAD":
         return ReplayResponse(entry, headers, None, None, None)
     if entry.inline is not None:
@@ -73,10 +82,10 @@ async def replay(
 
 
 def hit_headers(
-    manifest: Manifest, now: float, options: ReplayOptions, mark: bytes = b"HIT"
+    manifest: Manifest, now: float, options: ReplayOptions, marks: RawHeaders | tuple[()]
 ) -> RawHeaders:
     """The stored headers, with ``Age`` (since the entry was stored: past its freshness
-    too), the ``Cache-Control`` clients get, the marker."""
+    too), the ``Cache-Control`` clients get, the ``marks``."""
     headers = [*manifest.replay_headers, (b"age", str(age(manifest.stored_at, now)).encode())]
     if options.client_max_age:
         remaining = None if manifest.expires_at is None else manifest.expires_at - now
@@ -85,18 +94,52 @@ def hit_headers(
             headers.append((b"cache-control", sent.encode()))
     elif manifest.cache_control is None:
         headers.append(_NO_CACHE)  # what client_cache_control gives without max-age
-    if options.marker:
-        headers.append((options.marker, mark))
+    headers.extend(marks)
     return headers
 
 
-def miss_headers(response: Response, ttl: float | None, options: ReplayOptions) -> RawHeaders:
+def _marks(
+    manifest: Manifest, now: float, options: ReplayOptions, mark: bytes, outcome: Outcome
+) -> RawHeaders:
+    """The hit marker, and ``Cache-Status`` with the entry's freshness left."""
+    marks: RawHeaders = []
+    if options.marker:
+        marks.append((options.marker, mark))
+    if options.cache_status is not None:
+        left = None if manifest.expires_at is None else manifest.expires_at - now
+        marks.append((b"cache-status", outcome.header(options.cache_status, left)))
+    return marks
+
+
+def _text(headers: RawHeaders) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
+
+
+def miss_headers(
+    response: Response, ttl: float | None, options: ReplayOptions, outcome: Outcome | None
+) -> RawHeaders:
     """Headers added to a response the endpoint produced: the ``Cache-Control`` clients
-    get when it sets none, and the marker."""
+    get when it sets none, the marker, and ``Cache-Status`` when the ``outcome`` is known
+    (``None``: the response is to be stored, which ``miss_status`` tells once its
+    headers say whether it may be)."""
     extra: RawHeaders = []
     if "cache-control" not in response.headers:
         sent = client_cache_control(None, ttl, client_max_age=options.client_max_age)
         extra.append((b"cache-control", (sent or "no-cache").encode()))
     if options.marker:
         extra.append((options.marker, b"MISS"))
+    if outcome is not None and options.cache_status is not None:
+        extra.append((b"cache-status", outcome.header(options.cache_status)))
     return extra
+
+
+def miss_status(
+    options: ReplayOptions, ttl: float | None, why: Outcome, not_stored: str | None
+) -> RawHeaders:
+    """``Cache-Status`` for a response forwarded ``why`` and on its way to being stored,
+    once its headers said whether it may be (``not_stored``: why not)."""
+    if options.cache_status is None:
+        return []
+    stored = not_stored is None
+    outcome = dataclasses.replace(why, stored=stored, detail=not_stored or why.detail)
+    return [(b"cache-status", outcome.header(options.cache_status, ttl if stored else None))]

@@ -39,6 +39,7 @@ class StoringResponse(Response):
         storable: Callable[[int, RawHeaders], str | None],
         done: Callable[[Manifest | None], Awaitable[Any] | None],
         encode: Callable[[Send], Send] | None = None,
+        status: Callable[[str | None], RawHeaders] | None = None,
     ) -> None:
         self.inner = inner
         self.status_code = inner.status_code
@@ -50,6 +51,7 @@ class StoringResponse(Response):
         self._end = done
         self._pending: list[Awaitable[Any]] = []  # what ending left under way
         self._encode = encode
+        self._status = status  # headers that tell whether it is stored (given why not)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         writer = self._writer
@@ -66,7 +68,8 @@ class StoringResponse(Response):
                 if reason is not None:
                     self._done(None)  # waiters need not wait for a body that is not stored
                     await writer.abort(reason)
-                start = {**message, "headers": [*endpoint_headers, *self._extra]}
+                told = [] if self._status is None else self._status(reason)
+                start = {**message, "headers": [*endpoint_headers, *self._extra, *told]}
                 return  # held until the first body message: it may tell the ETag
             if kind == "http.response.body":
                 # Read before ``send``: middleware (GZipMiddleware) rewrites the message

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from aiocache_ext.http.cache_control import CacheControl, parse_cache_control
+from aiocache_ext.http.cache_status import Outcome, check_name, forwarded_because
 from aiocache_ext.http.encoding import accepts, compressible
 from aiocache_ext.http.etag import (
     body_digest,
@@ -337,3 +338,20 @@ def test_request_headers_read_in_one_pass() -> None:
         accept_encoding=["gzip"],
     )
     assert read_request_headers([]) == RequestHeaders(None, [], [], False, None, [])
+
+
+def test_cache_status_members_follow_rfc_9211() -> None:
+    assert Outcome().header("api", 41.9) == b"api; hit; ttl=41"
+    assert Outcome().header("api", -0.2) == b"api; hit; ttl=-1"  # stale: negative
+    stored = Outcome("miss", stored=True)
+    assert stored.header("api", 60) == b"api; fwd=miss; ttl=60; stored"
+    failed = Outcome("stale", fwd_status=503)
+    assert failed.header("edge/1") == b"edge/1; fwd=stale; fwd-status=503"
+    odd = Outcome("bypass", detail='say "hi" \\ bye\n')
+    assert odd.header("api") == b'api; fwd=bypass; detail="say \\"hi\\" \\\\ bye?"'
+    assert forwarded_because("method=POST") == Outcome("method")
+    assert forwarded_because("request no-store") == Outcome("request", detail="request no-store")
+    assert forwarded_because("authorization") == Outcome("bypass", detail="authorization")
+    assert check_name("api-cache") == "api-cache"
+    with pytest.raises(ValueError, match="HINT"):
+        check_name("two words")
