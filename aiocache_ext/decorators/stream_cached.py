@@ -38,9 +38,9 @@ from ..streaming.writer import StreamWriter
 from ..ttl import parse_ttl, parse_window
 from ._key_scope import varied_headers
 from ._resolve import resolve_cache
-from ._signature import EndpointSignature, take_request
+from ._signature import EndpointSignature, take, take_request
 from ._single_flight import End, Flights, both, claim, ended, not_leading, spawn, take_turn
-from .vary_on_headers import REQUEST_PARAM, add_vary, vary_part
+from .vary_on_headers import REQUEST_PARAM, RESPONSE_PARAM, add_vary, vary_part
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ class stream_cached(cached):  # type: ignore[misc]
             parse_window(stale_if_error, "stale_if_error"),
         )
         self._request_param = (REQUEST_PARAM, True)
+        self._response_param = (RESPONSE_PARAM, True)
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
         varied = getattr(f, "aiocache_ext_varies_on", None)
@@ -200,6 +201,7 @@ class stream_cached(cached):  # type: ignore[misc]
         self._entry_ttl = None if ttl is None else parse_ttl(ttl)  # once, not per request
         signature = EndpointSignature(f)
         self._request_param = signature.parameter_for(Request, REQUEST_PARAM)
+        self._response_param = signature.parameter_for(Response, RESPONSE_PARAM)
 
         @functools.wraps(f)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -221,10 +223,12 @@ class stream_cached(cached):  # type: ignore[misc]
     ) -> Any:
         """Policy, lookup, lead or follow a concurrent miss, call, store."""
         request = take_request(args, kwargs, *self._request_param)
+        sub_response = take(kwargs, *self._response_param)  # FastAPI's, for plain values
         if not isinstance(request, Request):  # a plain function call: a plain value
             return await self._call(
                 f, args, kwargs, cache_read, cache_write, aiocache_wait_for_write
             )
+        told = functools.partial(self._told, sub_response)
 
         method, headers = request.scope["method"], read_request_headers(request.scope["headers"])
         policy = self._policy(request, method, headers)
@@ -244,14 +248,14 @@ class stream_cached(cached):  # type: ignore[misc]
             ):
                 found, token, stale = await self._lookup(key, request, headers)
             if found is not None:
-                return found
+                return told(found, b"HIT", HIT)
             if stale is not None and stale.freshness is Freshness.REVALIDATE:
                 served = await self._stale_response(stale, key, request, headers)
                 if served is not None:
                     if write:
                         call = functools.partial(f, *args, **kwargs)
                         self._refresh_later(served, call, key, request, gzip)
-                    return served
+                    return told(served, b"STALE", HIT)
 
         flight = write and self.single_flight != "off"
         end_flight = self._flights.lead(key) if flight else _no_flight
@@ -262,7 +266,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 timeout = self._flights.timeout
                 found, token, lease = await take_turn(self._leases, key, timeout, look)
                 if found is not None:  # another process stored it meanwhile
-                    return found
+                    return told(found, b"HIT", HIT)
                 if lease is not None:
                     end_flight = both(end_flight, lease.end)
             if write and token is None:  # a new namespace, or the read was skipped or failed
@@ -276,17 +280,18 @@ class stream_cached(cached):  # type: ignore[misc]
                 served = await self._instead_of_error(stale, key, request, headers, exc)
                 if served is None:
                     raise
-                return served
+                return told(served, b"STALE", Outcome("stale"))
+            why = Outcome("miss") if policy.read.ok else forwarded_because(policy.read.reason)
             if not isinstance(result, Response):
-                if write and not self.skip_cache_func(result):
+                stored = write and not self.skip_cache_func(result)
+                if stored:
                     await self._store_value(f, key, result)
-                return result
+                return told(result, b"MISS", dataclasses.replace(why, stored=stored))
             if result.status_code >= 500 and stale is not None:
                 status = result.status_code
                 served = await self._instead_of_error(stale, key, request, headers, status)
                 if served is not None:
                     return served
-            why = Outcome("miss") if policy.read.ok else forwarded_because(policy.read.reason)
             if not write:
                 extra = miss_headers(result, self._entry_ttl, self.replay_options, why)
                 result.raw_headers.extend(extra)
@@ -297,6 +302,19 @@ class stream_cached(cached):  # type: ignore[misc]
             return stored
         finally:
             await ended(end_flight)
+
+    def _told(self, sub_response: Response | None, result: Any, mark: bytes, how: Outcome) -> Any:
+        """``result``; a plain value's marker and ``Cache-Status`` go on FastAPI's
+        sub-response, whose headers FastAPI adds to the response it builds (a
+        ``Response`` carries its own)."""
+        if sub_response is None or isinstance(result, Response):
+            return result
+        options = self.replay_options
+        if options.marker:
+            sub_response.raw_headers.append((options.marker, mark))
+        if options.cache_status is not None:
+            sub_response.raw_headers.append((b"cache-status", how.header(options.cache_status)))
+        return result
 
     def _storing(
         self,

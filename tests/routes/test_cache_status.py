@@ -11,6 +11,7 @@ import time
 
 import pytest
 from aiocache.base import BaseCache
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -108,3 +109,25 @@ async def test_without_the_option_there_is_no_header(cache: BaseCache) -> None:
 def test_a_name_that_cannot_be_a_cache_status_token_fails_at_decoration(name: str) -> None:
     with pytest.raises(ValueError, match="HINT"):
         stream_cached(cache_status=name)
+
+
+async def test_a_route_returning_a_plain_value_is_marked_too(cache: BaseCache) -> None:
+    calls = []
+
+    @stream_cached(cache=cache, ttl=60, key="prices", cache_status="api")
+    async def prices(currency: str) -> dict[str, float]:
+        calls.append(currency)
+        return {currency: 1.0}
+
+    api = FastAPI()
+    api.get("/prices/{currency}")(prices)
+    async with client_for(api) as client:
+        miss, hit = [await client.get("/prices/eur") for _ in range(2)]
+    assert miss.json() == hit.json() == {"eur": 1.0}
+    assert calls == ["eur"]
+    assert (miss.headers["x-cache"], miss.headers["cache-status"]) == (
+        "MISS",
+        "api; fwd=miss; stored",
+    )
+    assert (hit.headers["x-cache"], hit.headers["cache-status"]) == ("HIT", "api; hit")
+    assert await prices("usd") == {"usd": 1.0}  # called outside a request: the value only
