@@ -15,7 +15,7 @@ from _common import machine, table
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "compression.py", "streaming.py", "cluster.py", "single_flight.py", "near.py",
-    "outage.py", "invalidation.py", "load.py",
+    "outage.py", "invalidation.py", "load.py", "metrics.py",
 ]  # fmt: skip
 
 
@@ -42,6 +42,7 @@ def main() -> None:
         print(f"## {script}\n\n{outputs[script]}\n", flush=True)
     streaming, outage, load = outputs["streaming.py"], outputs["outage.py"], outputs["load.py"]
     cluster, flights, near = outputs["cluster.py"], outputs["single_flight.py"], outputs["near.py"]
+    metered = outputs["metrics.py"]
     rows = [
         ["stream replay of 64 MiB from Redis vs raw MGET (1 KiB chunks)", "≥ 0.6x",
          cell(streaming, r"^\| 1 KiB \|[^|]+\|[^|]+\| ([\d.]+) \|") + "x"],
@@ -88,6 +89,8 @@ def main() -> None:
          cell(outage, r"back on Redis ([\d.]+) s") + " s"],
         ["load test errors with Redis frozen (2 workers, wrk)", "0",
          cell(load, r"^\| small, Redis frozen \(SIGSTOP\) \|[^|]+\|[^|]+\|[^|]+\| (\d+) \|")],
+        ["memory hit with Prometheus metrics vs without (in-process)", "≥ 0.97x",
+         cell(metered, r"^\| prometheus \|[^|]+\| ([\d.]+) \|") + "x"],
         ["endpoint calls for 1,000 connections on a cold key (wrk)", "1",
          cell(load, r"^\| /slow/cold \|(?:[^|]+\|){5} (\d+) \|")],
     ]  # fmt: skip

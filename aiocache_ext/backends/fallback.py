@@ -11,6 +11,7 @@ from aiocache import SimpleMemoryCache
 from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
 
+from .. import events
 from .._config import build
 from .._tasks import Guard
 from ..ttl import parse_ttl
@@ -220,6 +221,7 @@ class FallbackCache(BaseCache):  # type: ignore[misc]
             "cache primary state=%s previous=%s primary=%r error=%r", new.value, old.value,
             self.primary, error,
         )  # fmt: skip
+        events.emit("breaker", cache=self.namespace or "default", state=new.value)
         if self.on_state_change is not None:
             try:
                 self.on_state_change(old, new, error)

@@ -8,6 +8,7 @@ from typing import Any
 from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
 
+from .. import events
 from .._config import build
 from ..ttl import parse_ttl
 from .near_tier import ABSENT, LocalTier
@@ -58,7 +59,7 @@ class NearCache(BaseCache):  # type: ignore[misc]
         if prefixes is None:
             prefixes = [self.build_key("")] if self.namespace else []
         self.prefixes = tuple(prefixes)
-        link_options = (self.prefixes, self._invalidated, self.tier.flush, ping_interval)
+        link_options = (self.prefixes, self._invalidated, self._flushed, ping_interval)
         self.link: InvalidationLink | ClusterLinks
         if hasattr(client, "get_primaries"):  # a Redis Cluster: a link per primary
             if getattr(client, "read_from_replicas", False) or getattr(
@@ -91,6 +92,11 @@ class NearCache(BaseCache):  # type: ignore[misc]
     def _tracked(self, key: Any) -> bool:
         return isinstance(key, str) and key.startswith(self.prefixes or ("",))
 
+    def _flushed(self) -> None:
+        """The link was lost, or Redis announced a flush: nothing near can be trusted."""
+        self.tier.flush()
+        events.emit("near_flush", cache=self.namespace or "default")
+
     def _invalidated(self, keys: list[bytes]) -> None:
         self.tier.invalidate(k.decode("utf-8", "surrogateescape") for k in keys)
 
@@ -112,8 +118,10 @@ class NearCache(BaseCache):  # type: ignore[misc]
         for key in keys:
             found = tier.get(key)
             if found is None:
+                events.emit("near_miss", cache=self.namespace or "default")
                 return None
             values.append(None if found is ABSENT else found)
+        events.emit("near_hit", cache=self.namespace or "default")
         return _decoded(values, encoding)
 
     async def _read(self, keys: list[Any], encoding: str | None) -> list[Any]:

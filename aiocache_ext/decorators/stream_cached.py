@@ -15,8 +15,9 @@ from aiocache.base import SENTINEL
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message
+from starlette.types import Message, Scope
 
+from .. import events
 from .._log import log_once
 from ..backends.leases import leases_for
 from ..exceptions import SerializerError
@@ -174,6 +175,7 @@ class stream_cached(cached):  # type: ignore[misc]
         )
         self._request_param = (REQUEST_PARAM, True)
         self._response_param = (RESPONSE_PARAM, True)
+        self._events: dict[tuple[int, str, str | None], tuple[Any, events.Event]] = {}
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
         varied = getattr(f, "aiocache_ext_varies_on", None)
@@ -196,7 +198,8 @@ class stream_cached(cached):  # type: ignore[misc]
         self._plain_values = integrity.secret is None or serializer_secret is not None
         self._store = SegmentStore(self.cache, integrity, namespace)
         shared = self.single_flight == "shared"
-        self._leases = leases_for(self.cache, namespace, self._store.timed) if shared else None
+        lease_step = functools.partial(self._store.timed, op="lease")
+        self._leases = leases_for(self.cache, namespace, lease_step) if shared else None
         ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
         self._entry_ttl = None if ttl is None else parse_ttl(ttl)  # once, not per request
         signature = EndpointSignature(f)
@@ -228,7 +231,7 @@ class stream_cached(cached):  # type: ignore[misc]
             return await self._call(
                 f, args, kwargs, cache_read, cache_write, aiocache_wait_for_write
             )
-        told = functools.partial(self._told, sub_response)
+        told = functools.partial(self._told, sub_response, request)
 
         method, headers = request.scope["method"], read_request_headers(request.scope["headers"])
         policy = self._policy(request, method, headers)
@@ -237,7 +240,7 @@ class stream_cached(cached):  # type: ignore[misc]
         read = cache_read and policy.read.ok
         write = cache_write and policy.write.ok and method == "GET"
 
-        token, stale = None, None
+        token, stale, hit = None, None, "hit"
         if read:
             found, token, stale = await self._lookup(key, request, headers)
             if (
@@ -247,15 +250,16 @@ class stream_cached(cached):  # type: ignore[misc]
                 and await self._flights.wait(key)
             ):
                 found, token, stale = await self._lookup(key, request, headers)
+                hit = "coalesced"  # found after waiting for a concurrent miss
             if found is not None:
-                return told(found, b"HIT", HIT)
+                return told(found, hit, HIT)
             if stale is not None and stale.freshness is Freshness.REVALIDATE:
                 served = await self._stale_response(stale, key, request, headers)
                 if served is not None:
                     if write:
                         call = functools.partial(f, *args, **kwargs)
                         self._refresh_later(served, call, key, request, gzip)
-                    return told(served, b"STALE", HIT)
+                    return told(served, "stale", HIT, "revalidate")
 
         flight = write and self.single_flight != "off"
         end_flight = self._flights.lead(key) if flight else _no_flight
@@ -266,7 +270,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 timeout = self._flights.timeout
                 found, token, lease = await take_turn(self._leases, key, timeout, look)
                 if found is not None:  # another process stored it meanwhile
-                    return told(found, b"HIT", HIT)
+                    return told(found, "coalesced", HIT)
                 if lease is not None:
                     end_flight = both(end_flight, lease.end)
             if write and token is None:  # a new namespace, or the read was skipped or failed
@@ -280,22 +284,22 @@ class stream_cached(cached):  # type: ignore[misc]
                 served = await self._instead_of_error(stale, key, request, headers, exc)
                 if served is None:
                     raise
-                return told(served, b"STALE", Outcome("stale"))
+                return told(served, "stale", Outcome("stale"), "error")
             why = Outcome("miss") if policy.read.ok else forwarded_because(policy.read.reason)
             if not isinstance(result, Response):
                 stored = write and not self.skip_cache_func(result)
                 if stored:
                     await self._store_value(f, key, result)
-                return told(result, b"MISS", dataclasses.replace(why, stored=stored))
+                return told(result, *_forwarded(dataclasses.replace(why, stored=stored)))
             if result.status_code >= 500 and stale is not None:
                 status = result.status_code
                 served = await self._instead_of_error(stale, key, request, headers, status)
                 if served is not None:
-                    return served
+                    return told(served, "stale", Outcome("stale", fwd_status=status), "error")
             if not write:
                 extra = miss_headers(result, self._entry_ttl, self.replay_options, why)
                 result.raw_headers.extend(extra)
-                return result
+                return told(result, *_forwarded(why))
             extra = miss_headers(result, self._entry_ttl, self.replay_options, None)
             stored = self._storing(result, key, request, token, gzip, end_flight, extra, why)
             end_flight = _no_flight  # the response ends it once its entry is stored or not
@@ -303,18 +307,39 @@ class stream_cached(cached):  # type: ignore[misc]
         finally:
             await ended(end_flight)
 
-    def _told(self, sub_response: Response | None, result: Any, mark: bytes, how: Outcome) -> Any:
-        """``result``; a plain value's marker and ``Cache-Status`` go on FastAPI's
+    def _told(
+        self,
+        sub_response: Response | None,
+        request: Request,
+        result: Any,
+        kind: str,
+        how: Outcome,
+        reason: str | None = None,
+    ) -> Any:
+        """``result``, told: the request's outcome ``kind`` (``reason``) to the event
+        listeners; a plain value's marker and ``Cache-Status`` (``how``) on FastAPI's
         sub-response, whose headers FastAPI adds to the response it builds (a
         ``Response`` carries its own)."""
+        if events.listening():
+            events.tell(self._event(request.scope, kind, reason))
         if sub_response is None or isinstance(result, Response):
             return result
         options = self.replay_options
         if options.marker:
-            sub_response.raw_headers.append((options.marker, mark))
+            sub_response.raw_headers.append((options.marker, _MARKS.get(kind, b"MISS")))
         if options.cache_status is not None:
             sub_response.raw_headers.append((b"cache-status", how.header(options.cache_status)))
         return result
+
+    def _event(self, scope: Scope, kind: str, reason: str | None) -> events.Event:
+        """The event of a request's outcome on its route, built once per route, outcome
+        and reason (a few of each), not on every request."""
+        route = scope.get("route")
+        key = (id(route), kind, reason)
+        found = self._events.get(key)
+        if found is None or found[0] is not route:
+            found = self._events[key] = (route, events.Event(kind, events.route_of(scope), reason))
+        return found[1]
 
     def _storing(
         self,
@@ -331,10 +356,31 @@ class stream_cached(cached):  # type: ignore[misc]
         forwarded because of ``why`` (``None``: a refresh, which no client sees)."""
         writer = self._writer(key, request, token)
         encode = functools.partial(self._encoder, compress=gzip) if self.compress else None
-        told = None
-        if why is not None and self.replay_options.cache_status is not None:
-            told = functools.partial(miss_status, self.replay_options, self._entry_ttl, why)
-        return StoringResponse(result, writer, extra or [], self._storable, end, encode, told)
+        refused = False
+
+        def started(not_stored: str | None) -> RawHeaders:
+            """Told at the response's start whether it may be stored."""
+            nonlocal refused
+            refused = not_stored is not None
+            if why is None:  # a refresh: no client, no outcome
+                return []
+            if events.listening():
+                kind, _, reason = _forwarded(why)
+                if refused and kind == "miss":
+                    kind, reason = "uncacheable", not_stored
+                events.emit(kind, route=events.route_of(request.scope), reason=reason)
+            return miss_status(self.replay_options, self._entry_ttl, why, not_stored)
+
+        def done(manifest: Manifest | None) -> Any:
+            if events.listening() and not refused:
+                stored = manifest is not None
+                events.emit(
+                    "stored" if stored else "aborted", route=events.route_of(request.scope),
+                    reason=None if stored else writer.abandoned,
+                )  # fmt: skip
+            return end(manifest)
+
+        return StoringResponse(result, writer, extra or [], self._storable, done, encode, started)
 
     async def _stale_response(
         self,
@@ -448,7 +494,8 @@ class stream_cached(cached):  # type: ignore[misc]
         flight and the stale rules of routes."""
         key = self.get_cache_key(f, args, kwargs)
         call = functools.partial(f, *args, **kwargs)
-        stale = None
+        told = functools.partial(_told_call, getattr(f, "__qualname__", "unknown"))
+        stale, hit = None, "hit"
         if cache_read:
             found, stale = await self._get_value(key)
             if (
@@ -458,12 +505,13 @@ class stream_cached(cached):  # type: ignore[misc]
                 and await self._flights.wait(key)
             ):
                 found, stale = await self._get_value(key)
+                hit = "coalesced"
             if found is not None:
-                return found
+                return told(found, hit)
             if stale is not None and stale.freshness is Freshness.REVALIDATE:
                 if cache_write:
                     self._refresh_later(stale.value, call, key, None, False)
-                return stale.value
+                return told(stale.value, "stale", "revalidate")
         flight = cache_write and self.single_flight != "off"
         end_flight = self._flights.lead(key) if flight else _no_flight
         try:
@@ -471,7 +519,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 look = functools.partial(self._look_value, key)
                 found, _, lease = await take_turn(self._leases, key, self._flights.timeout, look)
                 if found is not None:
-                    return found
+                    return told(found, "coalesced")
                 if lease is not None:
                     end_flight = both(end_flight, lease.end)
             try:
@@ -482,14 +530,18 @@ class stream_cached(cached):  # type: ignore[misc]
                 log_once(
                     logger, f"stale-if-error:{id(self)}", "call failed, stale served error=%r", exc
                 )
-                return stale.value
+                return told(stale.value, "stale", "error")
             if cache_write and not self.skip_cache_func(result):
                 if wait_for_write:
                     await self.set_in_cache(key, result)
                 else:  # as ``cached``: the caller does not wait; the flight ends once stored
                     spawn(self._store_then(key, result, end_flight), "value not cached")
                     end_flight = _no_flight
-            return result
+            return told(
+                result,
+                "miss" if cache_read else "bypass",
+                None if cache_read else "cache_read=False",
+            )
         finally:
             await ended(end_flight)
 
@@ -587,7 +639,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 self._store.fit(key), value, ttl=self._store.expiry(kept),
                 namespace=self._store.namespace,
             )  # fmt: skip
-            await self._store.timed(call)
+            await self._store.timed(call, "set")
         except Exception as exc:
             log_once(
                 logger, f"set:{type(exc).__name__}:{type(value).__qualname__}",
@@ -718,6 +770,24 @@ async def _never() -> Message:
 
 async def _discard(message: Message) -> None:
     """A refresh's ``send``: the response is stored, sent to nobody."""
+
+
+_MARKS = {"hit": b"HIT", "coalesced": b"HIT", "stale": b"STALE"}
+
+
+def _forwarded(why: Outcome) -> tuple[str, Outcome, str | None]:
+    """The event of a request sent to the endpoint ``why``: a ``miss``, or a ``bypass``
+    (with the reason), and its ``Cache-Status``."""
+    if why.fwd == "miss":
+        return "miss", why, None
+    return "bypass", why, why.detail or why.fwd
+
+
+def _told_call(name: str, result: Any, kind: str, reason: str | None = None) -> Any:
+    """``result`` of a plain call, its outcome told to the event listeners."""
+    if events.listening():
+        events.emit(kind, route=name, reason=reason)
+    return result
 
 
 def _no_flight(*_: Any) -> None:

@@ -65,10 +65,10 @@ class StoringResponse(Response):
             if kind == "http.response.start":
                 status, endpoint_headers = message["status"], list(message.get("headers", []))
                 reason = self._storable(status, endpoint_headers)
+                told = [] if self._status is None else self._status(reason)
                 if reason is not None:
                     self._done(None)  # waiters need not wait for a body that is not stored
                     await writer.abort(reason)
-                told = [] if self._status is None else self._status(reason)
                 start = {**message, "headers": [*endpoint_headers, *self._extra, *told]}
                 return  # held until the first body message: it may tell the ETag
             if kind == "http.response.body":

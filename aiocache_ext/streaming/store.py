@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import functools
 import math
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from aiocache.base import BaseCache
 
+from .. import events
 from .._tasks import Guard
 from ..backends.adapter import backend_of
 from ..backends.namespaces import TOKEN_KEY, new_token
@@ -48,6 +50,7 @@ class SegmentStore:
         self.fit = self.backend.key_fitter(namespace)
         self._token_key = self.key(TOKEN_KEY)  # built once: every hit reads it
         self._lookups: dict[str, asyncio.Future[tuple[Any, str | None]]] = {}
+        self._name = str(getattr(cache, "NAME", None) or type(cache).__name__)
 
     async def get_entry(self, key: str) -> Any:
         """The value under ``key``: a ``Manifest``, a ``VaryIndex``, a plain value (decoded
@@ -57,10 +60,12 @@ class SegmentStore:
         if self.cache.plugins:
             loads = functools.partial(self._loads, built)
             return await self.timed(
-                self.cache.get(self.fit(key), loads_fn=loads, namespace=self.namespace)
+                self.cache.get(self.fit(key), loads_fn=loads, namespace=self.namespace), "get"
             )
         encoding = self.cache.serializer.encoding
-        return self._loads(built, await self.timed(self.cache._get(built, encoding=encoding)))
+        return self._loads(
+            built, await self.timed(self.cache._get(built, encoding=encoding), "get")
+        )
 
     async def lookup(self, key: str) -> tuple[Any, str | None]:
         """``get_entry(key)`` and the namespace token, in one round trip (a multi-get):
@@ -103,23 +108,23 @@ class SegmentStore:
         if self.cache.plugins:
             keys = [self.fit(key), TOKEN_KEY]
             call = self.cache.multi_get(keys, loads_fn=_identity, namespace=self.namespace)
-            raws = await self.timed(call)
+            raws = await self.timed(call, "multi_get")
         else:
             encoding = self.cache.serializer.encoding
             call = self.cache._multi_get([built, self._token_key], encoding=encoding)
-            raws = await self.timed(call)
+            raws = await self.timed(call, "multi_get")
         return self._loads(built, raws[0]), _text(raws[1])
 
     async def ensure_token(self) -> str:
         """The namespace token, created when there is none yet (a new namespace, or its
         token was evicted: entries that recorded the old one are then misses)."""
         token_key = self._token_key
-        found = _text(await self.timed(self.cache._get(token_key, encoding=None)))
+        found = _text(await self.timed(self.cache._get(token_key, encoding=None), "get"))
         if found is not None:
             return found
         with contextlib.suppress(ValueError):  # aiocache's add: another writer was first
-            await self.timed(self.cache._add(token_key, new_token()))
-        found = _text(await self.timed(self.cache._get(token_key, encoding=None)))
+            await self.timed(self.cache._add(token_key, new_token()), "add")
+        found = _text(await self.timed(self.cache._get(token_key, encoding=None), "get"))
         if found is None:
             raise LookupError("the namespace token could not be created")
         return found
@@ -139,7 +144,7 @@ class SegmentStore:
         call = self.cache.set(
             fitted, text, ttl=expiry, dumps_fn=_identity, namespace=self.namespace
         )
-        await self.timed(call)
+        await self.timed(call, "set")
 
     @property
     def sources(self) -> int:
@@ -152,18 +157,18 @@ class SegmentStore:
             return []
         built = [self.key(k) for k in keys]
         call = self._sources[source]._multi_get(built, encoding=None)
-        values: list[Any] = await self.timed(call)
+        values: list[Any] = await self.timed(call, "multi_get")
         return [None if v is None else bytes(v) for v in values]
 
     async def put_segment(self, key: str, data: bytes, ttl: float | None) -> None:
         built = self.key(key)
-        await self.timed(self.cache._set(built, data, ttl=self.expiry(ttl)))
+        await self.timed(self.cache._set(built, data, ttl=self.expiry(ttl)), "set")
 
     async def extend(self, keys: Sequence[str], ttl: float) -> None:
         """Give segments a new time to live (``EXPIRE``, memcached ``touch``)."""
         built = [self.key(k) for k in keys]
         expiry = self.expiry(math.ceil(ttl))  # EXPIRE takes whole seconds
-        await self.timed(asyncio.gather(*(self.cache._expire(k, expiry) for k in built)))
+        await self.timed(asyncio.gather(*(self.cache._expire(k, expiry) for k in built)), "expire")
 
     def key(self, key: str) -> Any:
         """``key`` as the backend stores it: fitted, in the namespace."""
@@ -174,16 +179,28 @@ class SegmentStore:
         return self.backend.expiry(ttl)
 
     async def delete(self, keys: Sequence[str]) -> None:
-        await self.backend.delete_many([self.key(k) for k in keys], self.timed)
+        step = functools.partial(self.timed, op="delete")
+        await self.backend.delete_many([self.key(k) for k in keys], step)
 
     async def settle(self) -> None:
         """Let writes cut short by a cancellation finish before they are cleaned up."""
         await self._guard.settle()
 
-    def timed(self, call: Awaitable[T]) -> Awaitable[T]:
-        """A call to the backend, bounded by the cache's timeout and queued for a pooled
-        connection (every call: one outside the queue could take the last connection)."""
-        return self._guard.run(call, self._timeout)
+    def timed(self, call: Awaitable[T], op: str = "call") -> Awaitable[T]:
+        """A call to the backend (``op``: what it does), bounded by the cache's timeout and
+        queued for a pooled connection (every call: one outside the queue could take the
+        last connection); timed for the event listeners, when there are any."""
+        if self._local or not events.listening():  # in-process: nothing to wait for
+            return self._guard.run(call, self._timeout)
+        return self._observed(call, op)
+
+    async def _observed(self, call: Awaitable[T], op: str) -> T:
+        start = time.perf_counter()
+        try:
+            return await self._guard.run(call, self._timeout)
+        finally:
+            seconds = time.perf_counter() - start
+            events.emit("backend", op=op, backend=self._name, seconds=seconds)
 
 
 def _identity(value: Any) -> Any:
