@@ -1,5 +1,6 @@
 """Example FastAPI app: aiocache's ``cached`` with ``aiocache_ext`` keys, a streamed report
-varied on ``Accept-Language``, and a write route that invalidates.
+varied on ``Accept-Language``, a write route that invalidates, a quote served stale while
+it is refreshed, and Prometheus metrics on ``/metrics``.
 
 Run it with ``uvicorn app:app --app-dir examples`` or through ``scripts/demo``. With
 ``REDIS_PORT`` (and ``REDIS_HOST``) set, the shop routes share a ``FallbackCache`` on that
@@ -31,6 +32,15 @@ from aiocache_ext import (
 
 app = FastAPI(title="aiocache_ext example")
 computed = {"hello": 0, "plain": 0}
+try:  # the examples extra brings prometheus-client: cache metrics on /metrics
+    from prometheus_client import make_asgi_app
+
+    from aiocache_ext.contrib import prometheus
+
+    prometheus.enable()
+    app.mount("/metrics", make_asgi_app())
+except ImportError:  # pragma: no cover - without the extra, no metrics
+    pass
 
 
 class Session:
@@ -113,7 +123,7 @@ async def sales_report(request: Request, year: int = 2024) -> StreamingResponse:
 
 
 @app.get("/items/{item_id}")
-@stream_cached(ttl=600, cache=shop, key_builder=key_builder)
+@stream_cached(ttl=600, cache=shop, key_builder=key_builder, cache_status="shop")
 async def item(item_id: int) -> JSONResponse:
     """A JSONResponse (rather than a dict) is a stored response: ``invalidate`` reaches it
     on every backend, memcached included, through the namespace token."""
@@ -128,6 +138,16 @@ async def slow(name: str) -> JSONResponse:
     computed["slow"] = computed.get("slow", 0) + 1
     await asyncio.sleep(0.3)
     return JSONResponse({"name": name, "computed_by": os.getpid()})
+
+
+@app.get("/quote")
+@stream_cached(ttl=1, stale_while_revalidate=60, cache=shop, cache_status="shop")
+async def quote() -> JSONResponse:
+    """Fresh for 1 s, then served stale at once (``X-Cache: STALE``) for up to a minute
+    while one request refreshes it in the background."""
+    computed["quote"] = computed.get("quote", 0) + 1
+    await asyncio.sleep(0.3)
+    return JSONResponse({"quote": computed["quote"], "at": time.time()})
 
 
 @app.get("/uncached/items/{item_id}")
@@ -164,6 +184,9 @@ async def update_item(item_id: int) -> dict[str, object]:
 
 @app.get("/health/cache")
 async def cache_health() -> dict[str, object]:
+    """The shop cache and its breaker's state: ``closed`` (on Redis), ``open`` (Redis away:
+    served from memory), ``recovering``; ``local`` when the shop cache is in-process
+    memory (no Redis configured: nothing to break)."""
     state = getattr(shop, "state", None)
     return {"cache": type(shop).__name__, "state": state.value if state else "local",
             "pid": os.getpid(), "computed": computed}  # fmt: skip

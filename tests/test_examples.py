@@ -16,15 +16,17 @@ from .servers import RedisServer, free_port
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "yours", "own"])
 def test_demo_shows_every_feature(backend: str, request: pytest.FixtureRequest) -> None:
-    port = request.getfixturevalue("redis_server").port if backend == "redis" else free_port()
+    """``memory``: no Redis at all; ``yours``: a Redis answering on ``REDIS_PORT`` (never
+    frozen); ``own``: nothing there, so the demo starts its own and shows an outage."""
+    port = request.getfixturevalue("redis_server").port if backend == "yours" else free_port()
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "demo.py")],
+        [sys.executable, str(EXAMPLES / "demo.py"), *(["--memory"] if backend == "memory" else [])],
         env={**os.environ, "REDIS_PORT": str(port)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=90,
         check=True,
     )
     output = result.stdout
@@ -46,12 +48,29 @@ def test_demo_shows_every_feature(backend: str, request: pytest.FixtureRequest) 
         ("fr", "HIT", "mois,ventes"),
     ], output
     assert "If-None-Match: 304, 0 bytes" in output
+    items = re.findall(r"(GET|POST) +/items/1 +(MISS|HIT|\(the write)", output)
+    assert items == [("GET", "MISS"), ("GET", "HIT"), ("POST", "(the write"), ("GET", "MISS")]
+    assert "shop; fwd=miss; ttl=600; stored" in output and "shop; hit; ttl=" in output
+    quotes = re.findall(r"GET /quote (MISS|STALE|HIT) ", output)
+    assert quotes[:2] == ["MISS", "STALE"] and "HIT" in quotes, output
     assert re.search(r"pickled [\d.]+ MB -> stored [\d.]+ MB .* read back equal: True", output)
-    expected = (
-        "FallbackCache (Redis on port" if backend == "redis" else "SimpleMemoryCache (memory)"
-    )
+    assert 'aiocache_ext_requests_total{outcome="stale",route="/quote"}' in output
+    expected = {
+        "memory": "in-process memory (no Redis",
+        "yours": f"FallbackCache on Redis (yours, port {port})",
+        "own": "FallbackCache on Redis (the demo's own, port",
+    }[backend]
     assert expected in output
-    assert f"cache state at the end: {'closed' if backend == 'redis' else 'local'}" in output
+    if backend == "own":
+        frozen = re.findall(
+            r"Redis frozen: GET /items/\d (\d+) (MISS|HIT) .* breaker: (\w+)", output
+        )
+        assert [status for status, _, _ in frozen] == ["200"] * 3, output
+        assert ("200", "HIT", "open") in frozen
+        assert "Redis thawed: breaker closed again" in output
+    else:
+        assert "FallbackCache outage: skipped" in output
+    assert f"cache state at the end: {'local' if backend == 'memory' else 'closed'}" in output
 
 
 def run_example(name: str, redis_port: int) -> str:
