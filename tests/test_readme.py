@@ -1,4 +1,4 @@
-"""Every Python example in the README runs as written."""
+"""Every Python example in the README and in the docs runs as written."""
 
 from __future__ import annotations
 
@@ -13,19 +13,30 @@ from pathlib import Path
 import pytest
 from aiocache import caches
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+EXAMPLES = [
+    (page, block)
+    for page in PAGES
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+]
+BLOCKS = [block for page, block in EXAMPLES if page == README]
 
 
 def test_the_readme_has_examples() -> None:
     assert len(BLOCKS) >= 9
 
 
-@pytest.mark.parametrize("source", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-async def test_readme_example_runs(source: str) -> None:
+@pytest.mark.parametrize(
+    ("page", "source"),
+    EXAMPLES,
+    ids=[f"{page.relative_to(ROOT)}:{i}" for i, (page, _) in enumerate(EXAMPLES)],
+)
+async def test_example_runs(page: Path, source: str) -> None:
     saved = copy.deepcopy(caches.get_config())
     source = textwrap.dedent(source)  # blocks inside list items are indented
-    code = compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    code = compile(source, str(page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     namespace: dict[str, object] = {"__name__": "readme_example", "__builtins__": builtins}
     try:
         result = types.FunctionType(code, namespace)()
