@@ -1,5 +1,7 @@
 """aiocache_ext: response and value caching for FastAPI / Starlette, as an add-on over aiocache."""
 
+import typing
+
 from .backends import FallbackCache as FallbackCache
 from .backends import NearCache as NearCache
 from .backends import State as State
@@ -26,6 +28,10 @@ from .ttl import ONE_WEEK as ONE_WEEK
 from .ttl import ONE_YEAR as ONE_YEAR
 
 __version__ = "0.1.0"
+
+if typing.TYPE_CHECKING:  # imported on use (below); type checkers see the real names
+    from .backends.redis import RedisCache as RedisCache
+    from .backends.redis import sentinel_master as sentinel_master
 
 
 def __getattr__(name: str) -> object:

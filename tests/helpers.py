@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 from aiocache.base import BaseCache
 
-from aiocache_ext import RedisCache
+from aiocache_ext import RedisCache, State
 
 from .servers import free_port
 
@@ -62,3 +62,10 @@ def leaf_errors(error: BaseException) -> list[BaseException]:
     if inner is None:
         return [error]
     return [leaf for e in inner for leaf in leaf_errors(e)]
+
+
+def state_of(cache: Any) -> State:
+    """``cache.state`` read afresh: a type checker narrows ``cache.state`` after one
+    comparison and would call the next (after the state changed) impossible."""
+    state: State = cache.state
+    return state

@@ -8,7 +8,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any
+from typing import Any, TypeVar
 
 from aiocache import Cache, cached
 from aiocache.base import SENTINEL
@@ -44,6 +44,7 @@ from ._single_flight import End, Flights, both, claim, ended, not_leading, spawn
 from .vary_on_headers import REQUEST_PARAM, RESPONSE_PARAM, add_vary, vary_part
 
 logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -177,7 +178,7 @@ class stream_cached(cached):  # type: ignore[misc]
         self._response_param = (RESPONSE_PARAM, True)
         self._events: dict[tuple[int, str, str | None], tuple[Any, events.Event]] = {}
 
-    def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, f: F) -> F:
         varied = getattr(f, "aiocache_ext_varies_on", None)
         if varied is not None:  # this entry would not vary: one variant for everyone
             raise TypeError(
@@ -213,7 +214,7 @@ class stream_cached(cached):  # type: ignore[misc]
         wrapper.cache = self.cache  # type: ignore[attr-defined]
         wrapper.aiocache_ext_decorator = self  # type: ignore[attr-defined]
         wrapper.__signature__ = signature.signature()  # type: ignore[attr-defined]
-        return wrapper
+        return wrapper  # type: ignore[return-value]  # called as ``f`` is
 
     async def decorator(
         self,

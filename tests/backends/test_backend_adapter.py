@@ -34,11 +34,11 @@ async def test_each_backend_is_recognised_and_answers_a_ping(
     assert found.local is (backend == "memory")
     assert found.never_cancel is (backend == "memcached")
     if backend in ("redis", "valkey"):  # a finite pool raises when full (redis-py 6+: 100)
-        pool = cache.client.connection_pool  # type: ignore[attr-defined]
+        pool = cache.client.connection_pool
         size = pool.max_connections
         assert found.pool == ((pool, size) if size < 2**30 else None)
     elif backend == "cluster":  # one per node, the same size (redis-py 8: 100)
-        client = cache.client  # type: ignore[attr-defined]
+        client = cache.client
         size = client.connection_kwargs["max_connections"]
         assert found.pool == ((client, size) if size < 2**30 else None)
     else:

@@ -105,7 +105,7 @@ async def test_unreadable_entry_is_a_miss_for_cached(cache: BaseCache) -> None:
         calls.append(1)
         return {"total": 42}
 
-    route_cache: BaseCache = report.cache  # type: ignore[attr-defined]
+    route_cache: BaseCache = report.cache
     try:
         for garbage in (os.urandom(300), b"\xc1E\x01\x01\x00\x00\x00\x10\x00junk"):
             route_cache.serializer = _Raw()

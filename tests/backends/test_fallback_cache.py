@@ -35,11 +35,11 @@ async def test_as_cache_class_of_cached(redis_server: RedisServer) -> None:
     try:
         assert [await compute(4) for _ in range(3)] == [8, 8, 8]
         assert calls == [4]
-        assert isinstance(compute.cache, FallbackCache)  # type: ignore[attr-defined]
-        assert compute.cache.state is State.CLOSED  # type: ignore[attr-defined]
+        assert isinstance(compute.cache, FallbackCache)
+        assert compute.cache.state is State.CLOSED
     finally:
-        await compute.cache.clear(namespace="dec")  # type: ignore[attr-defined]
-        await compute.cache.close()  # type: ignore[attr-defined]
+        await compute.cache.clear(namespace="dec")
+        await compute.cache.close()
 
 
 async def test_from_an_aiocache_config_dict(redis_server: RedisServer) -> None:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from aiocache_ext import FallbackCache, State, invalidate, key_builder, stream_cached
 
-from ..helpers import client_for
+from ..helpers import client_for, state_of
 from ..servers import RedisServer
 
 
@@ -58,7 +58,7 @@ async def test_invalidate_drops_a_namespace_streamed_entries_included(
 ) -> None:
     cache_a, cache_b = cache_factory(namespace="ns-a"), cache_factory(namespace="ns-b")
     if backend == "memory":  # one in-process store that both namespaces share, as a server
-        cache_b._cache = cache_a._cache  # type: ignore[attr-defined]
+        cache_b._cache = cache_a._cache
     calls: list[str] = []
     app = app_on(cache_a, cache_b, calls)
     paths = ["/a/stream", "/a/value", "/b/value"]
@@ -152,7 +152,7 @@ async def test_invalidate_never_touches_other_namespaces_or_applications(
     cache_a, cache_b = cache_factory(namespace="ns-a"), cache_factory(namespace="ns-b")
     foreign = cache_factory()  # another application on the same server, no namespace
     if backend == "memory":
-        cache_b._cache = foreign._cache = cache_a._cache  # type: ignore[attr-defined]
+        cache_b._cache = foreign._cache = cache_a._cache
     await cache_b.set("kept", 1)
     await foreign.set("their-key", "theirs")
     await invalidate(namespace="ns-a", cache=cache_a)
@@ -276,7 +276,7 @@ async def test_a_fallback_switch_during_a_replay_leaves_it_whole(
             assert (await client.get("/")).content == LONG
 
         assert await replay_interrupted(app, "/", closed.wait) == LONG
-        assert cache.state is State.CLOSED
+        assert state_of(cache) is State.CLOSED
         assert calls == [1, 1]
     finally:
         await cache.close()

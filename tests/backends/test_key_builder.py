@@ -46,7 +46,7 @@ async def test_calls_with_different_requests_share_one_entry(cache: BaseCache) -
         assert await price(request, "pear", qty=2) == {"item": "pear", "total": 6}
         assert calls == ["apple", "pear"]
     finally:
-        await price.cache.close()  # type: ignore[attr-defined]
+        await price.cache.close()
 
 
 async def test_key_from_a_10k_header_round_trips(cache: BaseCache) -> None:
@@ -91,7 +91,7 @@ async def fastapi_app(cache: BaseCache) -> AsyncIterator[tuple[FastAPI, list[int
         return {"item_id": item_id, "calls": len(calls)}
 
     yield app, calls
-    await read_item.cache.close()  # type: ignore[attr-defined]
+    await read_item.cache.close()
 
 
 async def test_fastapi_route_with_request_and_db_session_hits(
@@ -125,5 +125,5 @@ async def test_starlette_endpoint_hits(cache: BaseCache) -> None:
             for _ in range(3):
                 assert (await client.get("/", params={"name": "é ü"})).json() == {"hello": "é ü"}
     finally:
-        await compute.cache.close()  # type: ignore[attr-defined]
+        await compute.cache.close()
     assert calls == ["é ü"]

@@ -75,9 +75,10 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         cluster = ClusterServers()
         try:
             cluster.start()
-            client = RedisCluster(host=cluster.host, port=cluster.port)
+            cluster_client = RedisCluster(host=cluster.host, port=cluster.port)
             yield Deployment(
-                client, lambda cache: token_node(client, cache, cluster), cluster.healthy,
+                cluster_client, lambda cache: token_node(cluster_client, cache, cluster),
+                cluster.healthy,
                 {n.port for n in cluster.nodes},
             )  # fmt: skip
         finally:
@@ -122,6 +123,7 @@ class Origin:
 def token_node(client: RedisCluster, cache: BaseCache, cluster: ClusterServers) -> RedisServer:
     """The primary holding the namespace token."""
     node = client.get_node_from_key(cache.build_key(TOKEN_KEY, namespace="items"))
+    assert node is not None
     return next(n for n in cluster.nodes if n.port == node.port)
 
 

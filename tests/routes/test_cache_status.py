@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 import pytest
 from aiocache.base import BaseCache
@@ -22,7 +23,7 @@ from aiocache_ext import stream_cached
 from ..helpers import client_for
 
 
-def app(cache: BaseCache, respond: Response | None = None, **options: object) -> Starlette:
+def app(cache: BaseCache, respond: Response | None = None, **options: Any) -> Starlette:
     options = {"ttl": 60, "key": "page", "cache_status": "api", **options}
 
     @stream_cached(cache=cache, **options)
@@ -78,7 +79,9 @@ async def test_stale_entries_say_whether_they_were_served_at_once_or_instead_of_
 ) -> None:
     failing = False
 
-    @stream_cached(cache=cache, ttl=0.5, key="stale", cache_status="api", **{window: 60})
+    windows: dict[str, Any] = {window: 60}
+
+    @stream_cached(cache=cache, ttl=0.5, key="stale", cache_status="api", **windows)
     async def page(request: Request) -> Response:
         return PlainTextResponse("down", status_code=503 if failing else 200)
 

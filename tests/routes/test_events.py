@@ -173,9 +173,11 @@ async def test_opentelemetry_records_the_same_metrics(cache: BaseCache) -> None:
                 await client.get(f"/items/{n}")
     finally:
         stop()
-    points = {
-        (metric.name, tuple(sorted(point.attributes.items()))): point
-        for resource in reader.get_metrics_data().resource_metrics
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {
+        (metric.name, tuple(sorted((point.attributes or {}).items()))): point
+        for resource in data.resource_metrics
         for scope in resource.scope_metrics
         for metric in scope.metrics
         for point in metric.data.data_points

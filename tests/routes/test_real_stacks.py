@@ -238,7 +238,7 @@ async def test_trusted_clients_may_bypass(cache: BaseCache, honor: Any) -> None:
 
 def test_honor_request_cache_control_is_checked_at_decoration() -> None:
     with pytest.raises(TypeError, match="honor_request_cache_control"):
-        stream_cached(honor_request_cache_control="yes")
+        stream_cached(honor_request_cache_control="yes")  # type: ignore[arg-type]
 
 
 async def test_http_client_sees_same_bytes_on_every_backend_path(cache: BaseCache) -> None:
@@ -294,7 +294,7 @@ async def test_compress_stores_each_representation_once(cache: BaseCache, kind: 
 
 async def test_compress_leaves_small_encoded_and_event_streams_alone(cache: BaseCache) -> None:
     bodies = {"/small": b"tiny", "/encoded": b"\x00" * 2000, "/events": b"data: 1\n\n" * 100}
-    responses = {
+    responses: dict[str, Callable[[], Response]] = {
         "/small": lambda: PlainTextResponse(bodies["/small"]),
         "/encoded": lambda: Response(bodies["/encoded"], headers={"Content-Encoding": "br"}),
         "/events": lambda: streamed([bodies["/events"]], media_type="text/event-stream"),

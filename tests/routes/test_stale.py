@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import httpx
@@ -244,9 +244,9 @@ async def test_a_request_that_found_the_entry_stale_does_not_refresh_it_again(
 
         sending = asyncio.Event()  # the other process: its stale response sends slowly
         may_send = asyncio.Event()
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sending.set()
             await may_send.wait()
             sent.append(message)

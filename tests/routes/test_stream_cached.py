@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -115,7 +115,7 @@ async def test_headers_and_body_replay_exactly(cache: BaseCache) -> None:
     assert int(hit.headers["age"]) >= 0
 
 
-def _route(cache: BaseCache, make: Callable[[], Any], **options: Any) -> Any:
+def _route(cache: BaseCache, make: Callable[[], Awaitable[Response]], **options: Any) -> Any:
     options.setdefault("key_host", False)  # the tests read the entry under KEY itself
 
     @stream_cached(cache=cache, ttl=60, key=KEY, **options)
@@ -445,7 +445,7 @@ async def test_fastapi_streaming_route_without_request_parameter(cache: BaseCach
 
 
 async def test_background_tasks_run_on_a_miss_only(cache: BaseCache) -> None:
-    ran = []
+    ran: list[str] = []
 
     async def make() -> Response:
         return PlainTextResponse("bg", background=BackgroundTask(ran.append, "task"))
@@ -476,7 +476,7 @@ async def test_requests_across_the_whole_ttl_window_get_full_bodies(cache: BaseC
     endpoint.delay = 0.2  # 1.2 s of streaming, ttl 3 s: about 1.8 s of entry life
     body = b"".join(endpoint.chunks)
     app = app_for(cache, endpoint, ttl=3, segment_size=256, read_batch=2)
-    outcomes = []
+    outcomes: list[Any] = []
     async with client_for(app) as client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30  # a bound, not a measure: it ends once rebuilt

@@ -241,7 +241,7 @@ async def test_call_without_a_request_runs_uncached_with_one_log_line(
         warnings = [r for r in caplog.records if "no-request-argument" in r.getMessage()]
         assert len(warnings) == 1
     finally:
-        await compute.cache.close()  # type: ignore[attr-defined]
+        await compute.cache.close()
 
 
 def test_stream_cached_above_vary_on_headers_fails_at_decoration() -> None:
