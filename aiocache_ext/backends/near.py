@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
@@ -15,6 +15,7 @@ from .near_tier import ABSENT, LocalTier
 from .tracking import ClusterLinks, InvalidationLink
 
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 
 class NearCache(BaseCache):  # type: ignore[misc]
@@ -166,62 +167,49 @@ class NearCache(BaseCache):  # type: ignore[misc]
     # Writes: Redis, then the near tier forgets the keys (the link announces them to the
     # other processes, and to this one a moment later).
 
+    async def _written(self, call: Awaitable[T], keys: Iterable[Any] | None) -> T:
+        """``call`` (a write to Redis); then, whether it succeeded or not (a write that
+        failed may still have landed), the tier forgets ``keys`` (``None``: everything)."""
+        try:
+            return await call
+        finally:
+            if keys is None:
+                self.tier.flush()
+            else:
+                self.tier.invalidate(keys)
+
     async def _set(
         self, key: Any, value: Any, ttl: Any = None, _cas_token: Any = None, _conn: Any = None
     ) -> Any:
-        try:
-            return await self.remote._set(key, value, ttl=ttl, _cas_token=_cas_token)
-        finally:
-            self.tier.invalidate([key])
+        return await self._written(
+            self.remote._set(key, value, ttl=ttl, _cas_token=_cas_token), [key]
+        )
 
     async def _multi_set(self, pairs: Any, ttl: Any = None, _conn: Any = None) -> Any:
         pairs = list(pairs)
-        try:
-            return await self.remote._multi_set(pairs, ttl=ttl)
-        finally:
-            self.tier.invalidate(k for k, _ in pairs)
+        return await self._written(self.remote._multi_set(pairs, ttl=ttl), [k for k, _ in pairs])
 
     async def _add(self, key: Any, value: Any, ttl: Any = None, _conn: Any = None) -> Any:
-        try:
-            return await self.remote._add(key, value, ttl=ttl)
-        finally:
-            self.tier.invalidate([key])
+        return await self._written(self.remote._add(key, value, ttl=ttl), [key])
 
     async def _increment(self, key: Any, delta: int, _conn: Any = None) -> Any:
-        try:
-            return await self.remote._increment(key, delta)
-        finally:
-            self.tier.invalidate([key])
+        return await self._written(self.remote._increment(key, delta), [key])
 
     async def _expire(self, key: Any, ttl: Any, _conn: Any = None) -> Any:
-        try:
-            return await self.remote._expire(key, ttl=ttl)
-        finally:
-            self.tier.invalidate([key])
+        return await self._written(self.remote._expire(key, ttl=ttl), [key])
 
     async def _delete(self, key: Any, _conn: Any = None) -> Any:
-        try:
-            return await self.remote._delete(key)
-        finally:
-            self.tier.invalidate([key])
+        return await self._written(self.remote._delete(key), [key])
 
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> Any:
-        try:
-            return await self.remote._clear(namespace)
-        finally:
-            self.tier.flush()
+        return await self._written(self.remote._clear(namespace), None)
 
     async def _raw(self, command: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await self.remote._raw(command, *args, **kwargs)
-        finally:
-            self.tier.flush()  # it may have changed any key
+        # It may have changed any key.
+        return await self._written(self.remote._raw(command, *args, **kwargs), None)
 
     async def _redlock_release(self, key: Any, value: Any) -> Any:
-        try:
-            return await self.remote._redlock_release(key, value)
-        finally:
-            self.tier.invalidate([key])
+        return await self._written(self.remote._redlock_release(key, value), [key])
 
     async def _close(self, *args: Any, **kwargs: Any) -> None:
         await self.link.stop()
