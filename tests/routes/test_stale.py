@@ -239,6 +239,7 @@ async def test_a_request_that_found_the_entry_stale_does_not_refresh_it_again(
         await first.get("/")
         await past_freshness(time.time())
         origin.gate.clear()
+        origin.entered.clear()  # set by the first call: wait for the refresh's
         refresher = asyncio.ensure_future(first.get("/"))  # refreshes, held at the gate
         await asyncio.wait_for(origin.entered.wait(), 30)
 
@@ -285,6 +286,7 @@ async def test_under_fallback_cache_two_processes_refresh_once(redis_server: Red
             await first.get("/")
             await past_freshness(time.time())
             origin.gate.clear()
+            origin.entered.clear()  # set by the first call: wait for the refresh's
             refresher = asyncio.ensure_future(first.get("/"))
             await asyncio.wait_for(origin.entered.wait(), 30)
             during = await asyncio.gather(*(http.get("/") for http in (first, second) * 5))
