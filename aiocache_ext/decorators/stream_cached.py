@@ -232,7 +232,6 @@ class stream_cached(cached):  # type: ignore[misc]
             return await self._call(
                 f, args, kwargs, cache_read, cache_write, aiocache_wait_for_write
             )
-        told = functools.partial(self._told, sub_response, request)
 
         method, headers = request.scope["method"], read_request_headers(request.scope["headers"])
         policy = self._policy(request, method, headers)
@@ -253,14 +252,14 @@ class stream_cached(cached):  # type: ignore[misc]
                 found, token, stale = await self._lookup(key, request, headers)
                 hit = "coalesced"  # found after waiting for a concurrent miss
             if found is not None:
-                return told(found, hit, HIT)
+                return self._told(sub_response, request, found, hit, HIT)
             if stale is not None and stale.freshness is Freshness.REVALIDATE:
                 served = await self._stale_response(stale, key, request, headers)
                 if served is not None:
                     if write:
                         call = functools.partial(f, *args, **kwargs)
                         self._refresh_later(served, call, key, request, gzip)
-                    return told(served, "stale", HIT, "revalidate")
+                    return self._told(sub_response, request, served, "stale", HIT, "revalidate")
 
         flight = write and self.single_flight != "off"
         end_flight = self._flights.lead(key) if flight else _no_flight
@@ -271,7 +270,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 timeout = self._flights.timeout
                 found, token, lease = await take_turn(self._leases, key, timeout, look)
                 if found is not None:  # another process stored it meanwhile
-                    return told(found, "coalesced", HIT)
+                    return self._told(sub_response, request, found, "coalesced", HIT)
                 if lease is not None:
                     end_flight = both(end_flight, lease.end)
             if write and token is None:  # a new namespace, or the read was skipped or failed
@@ -285,22 +284,34 @@ class stream_cached(cached):  # type: ignore[misc]
                 served = await self._instead_of_error(stale, key, request, headers, exc)
                 if served is None:
                     raise
-                return told(served, "stale", Outcome("stale"), "error")
+                return self._told(sub_response, request, served, "stale", Outcome("stale"), "error")
             why = Outcome("miss") if policy.read.ok else forwarded_because(policy.read.reason)
             if not isinstance(result, Response):
                 stored = write and not self.skip_cache_func(result)
                 if stored:
                     await self._store_value(f, key, result)
-                return told(result, *_forwarded(dataclasses.replace(why, stored=stored)))
+                return self._told(
+                    sub_response,
+                    request,
+                    result,
+                    *_forwarded(dataclasses.replace(why, stored=stored)),
+                )
             if result.status_code >= 500 and stale is not None:
                 status = result.status_code
                 served = await self._instead_of_error(stale, key, request, headers, status)
                 if served is not None:
-                    return told(served, "stale", Outcome("stale", fwd_status=status), "error")
+                    return self._told(
+                        sub_response,
+                        request,
+                        served,
+                        "stale",
+                        Outcome("stale", fwd_status=status),
+                        "error",
+                    )
             if not write:
                 extra = miss_headers(result, self._entry_ttl, self.replay_options, why)
                 result.raw_headers.extend(extra)
-                return told(result, *_forwarded(why))
+                return self._told(sub_response, request, result, *_forwarded(why))
             extra = miss_headers(result, self._entry_ttl, self.replay_options, None)
             stored = self._storing(result, key, request, token, gzip, end_flight, extra, why)
             end_flight = _no_flight  # the response ends it once its entry is stored or not
@@ -321,8 +332,7 @@ class stream_cached(cached):  # type: ignore[misc]
         listeners; a plain value's marker and ``Cache-Status`` (``how``) on FastAPI's
         sub-response, whose headers FastAPI adds to the response it builds (a
         ``Response`` carries its own)."""
-        if events.listening():
-            events.tell(self._event(request.scope, kind, reason))
+        self._tell(request.scope, kind, reason)
         if sub_response is None or isinstance(result, Response):
             return result
         options = self.replay_options
@@ -331,6 +341,11 @@ class stream_cached(cached):  # type: ignore[misc]
         if options.cache_status is not None:
             sub_response.raw_headers.append((b"cache-status", how.header(options.cache_status)))
         return result
+
+    def _tell(self, scope: Scope, kind: str, reason: str | None = None) -> None:
+        """A request's outcome ``kind`` (``reason``) to the event listeners, if any."""
+        if events.listening():
+            events.tell(self._event(scope, kind, reason))
 
     def _event(self, scope: Scope, kind: str, reason: str | None) -> events.Event:
         """The event of a request's outcome on its route, built once per route, outcome
@@ -365,11 +380,10 @@ class stream_cached(cached):  # type: ignore[misc]
             refused = not_stored is not None
             if why is None:  # a refresh: no client, no outcome
                 return []
-            if events.listening():
-                kind, _, reason = _forwarded(why)
-                if refused and kind == "miss":
-                    kind, reason = "uncacheable", not_stored
-                events.emit(kind, route=events.route_of(request.scope), reason=reason)
+            kind, _, reason = _forwarded(why)
+            if refused and kind == "miss":
+                kind, reason = "uncacheable", not_stored
+            self._tell(request.scope, kind, reason)
             return miss_status(self.replay_options, self._entry_ttl, why, not_stored)
 
         def done(manifest: Manifest | None) -> Any:

@@ -57,7 +57,7 @@ async def replay(
     marks = _marks(entry, now, options, b"STALE" if stale else b"HIT", outcome)
     if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
         stored = hit_headers(entry, now, options, ())
-        keep = not_modified_headers({k.decode("latin-1"): v.decode("latin-1") for k, v in stored})
+        keep = not_modified_headers(_text(stored))
         return Response(status_code=304, headers={**keep, **_text(marks)})
     headers = hit_headers(entry, now, options, marks)
     if method == "HEAD":
