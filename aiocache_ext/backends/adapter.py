@@ -85,8 +85,15 @@ class Backend:
         return functools.partial(fit, prefix_bytes=prefix_bytes, limit=limit)
 
     def held(self, keys: Sequence[Any], encoding: str | None) -> list[Any] | None:
-        """The values of built ``keys`` when this process holds them all (a near tier),
-        read without a round trip; ``None``: read them from the backend."""
+        """The values of built ``keys`` when this process holds them all (in-process
+        memory, a near tier), read without a round trip or an ``await``; ``None``: read
+        them from the backend."""
+        return self.held_raw(keys)
+
+    def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
+        """``held``'s values as this process keeps them: the very same objects from one
+        read to the next until the key is written, deleted, expires or is invalidated,
+        so what was prepared from them stays good while they are the ones held."""
         return None
 
     async def ping(self) -> None:
@@ -109,6 +116,11 @@ class Backend:
 
 class MemoryBackend(Backend):
     local = True
+
+    def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
+        """Everything is held: a key this process does not have is absent."""
+        values = self.cache._cache
+        return [values.get(key) for key in keys]
 
     async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
         matching = [k for k in list(self.cache._cache) if _starts_with(k, prefix)]
@@ -219,6 +231,9 @@ class NearBackend(Backend):
 
     def held(self, keys: Sequence[Any], encoding: str | None) -> list[Any] | None:
         return self.cache.held(keys, encoding)  # type: ignore[no-any-return]
+
+    def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
+        return self.cache.held_raw(keys)  # type: ignore[no-any-return]
 
     @property
     def pool(self) -> tuple[Any, int] | None:

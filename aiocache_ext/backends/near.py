@@ -113,6 +113,11 @@ class NearCache(BaseCache):  # type: ignore[misc]
         """The values of built ``keys`` when the near tier holds them all (``None`` for a
         key known to be absent), read without a round trip: no timeout to arm, no pooled
         connection to wait for. ``None`` when one of them must be read from Redis."""
+        values = self.held_raw(keys)
+        return None if values is None else _decoded(values, encoding)
+
+    def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
+        """``held``'s values as the tier keeps them (``bytes``, not decoded)."""
         if not self.link.ready:
             return None
         tier, values = self.tier, []
@@ -123,7 +128,7 @@ class NearCache(BaseCache):  # type: ignore[misc]
                 return None
             values.append(None if found is ABSENT else found)
         events.emit("near_hit", cache=self.namespace or "default")
-        return _decoded(values, encoding)
+        return values
 
     async def _read(self, keys: list[Any], encoding: str | None) -> list[Any]:
         self.link.start()

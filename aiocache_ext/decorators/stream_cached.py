@@ -30,9 +30,18 @@ from ..key_parts import origin_suffix
 from ..keys import key_builder as default_keys
 from ..streaming.encoder import GzipEncoder
 from ..streaming.format import Manifest, StaleValue, VaryIndex
+from ..streaming.hot import HotHits
 from ..streaming.integrity import Integrity
 from ..streaming.reader import DEFAULT_BATCH
-from ..streaming.replay import ReplayOptions, miss_headers, miss_status, replay
+from ..streaming.replay import (
+    ReplayOptions,
+    hit_headers_until,
+    hit_marks,
+    miss_headers,
+    miss_status,
+    ready_hit,
+    replay,
+)
 from ..streaming.responses import RawHeaders, StoringResponse, storable_check
 from ..streaming.store import SegmentStore
 from ..streaming.writer import StreamWriter
@@ -198,6 +207,7 @@ class stream_cached(cached):  # type: ignore[misc]
         # With a secret, a plain value is trusted only from a serializer that signs it.
         self._plain_values = integrity.secret is None or serializer_secret is not None
         self._store = SegmentStore(self.cache, integrity, namespace)
+        self._hot = HotHits(self._store.backend)
         shared = self.single_flight == "shared"
         lease_step = functools.partial(self._store.timed, op="lease")
         self._leases = leases_for(self.cache, namespace, lease_step) if shared else None
@@ -242,6 +252,9 @@ class stream_cached(cached):  # type: ignore[misc]
 
         token, stale, hit = None, None, "hit"
         if read:
+            found = self._held(key, method, headers)
+            if found is not None:
+                return self._told(sub_response, request, found, hit, HIT)
             found, token, stale = await self._lookup(key, request, headers)
             if (
                 found is None
@@ -494,7 +507,7 @@ class stream_cached(cached):  # type: ignore[misc]
                 return self._plain(entry, key)[0] is not None
         except Exception:
             return False
-        return _standing(entry, token) is Freshness.FRESH
+        return _standing(entry, token, time.time()) is Freshness.FRESH
 
     async def _call(
         self,
@@ -670,6 +683,41 @@ class stream_cached(cached):  # type: ignore[misc]
             log_once(logger, "honor-callable", "honor_request_cache_control raised: %r", exc)
             return False
 
+    def _held(self, key: str, method: str, headers: RequestHeaders) -> Any:
+        """A fresh hit this process holds (in-process memory, a near tier), answered
+        without awaiting anything: an inline body, a ``304``, a ``HEAD``, a plain value;
+        a plain ``GET``'s is prepared once (``HotHits``). ``None``: ``_lookup`` decides
+        (a miss; a stale or varied entry; a body in segments; an entry to read from the
+        backend, or to refuse, which it logs)."""
+        now = time.time()
+        plain = method == "GET" and headers.if_none_match is None
+        if plain:
+            found = self._hot.answer(key, now)
+            if found is not None:
+                return found
+        try:
+            held = self._store.held(key)
+        except Exception:
+            return None
+        if held is None:
+            return None
+        entry, token = held
+        if not isinstance(entry, Manifest):
+            value = self._plain(entry, key)[0]
+            if plain and value is not None:
+                until = entry.expires_at if isinstance(entry, StaleValue) else None
+                self._hot.keep_value(key, self._store.held_keys(key), until, value)
+            return value
+        if _standing(entry, token, now) is not Freshness.FRESH:
+            return None
+        options = self.replay_options
+        marks = hit_marks(entry, now, options)
+        found = ready_hit(entry, now, method, headers.if_none_match, options, marks)
+        if plain and found is not None and entry.inline is not None:
+            keys, until = self._store.held_keys(key), hit_headers_until(entry, now)
+            self._hot.keep_response(key, keys, until, entry, found.raw_headers, [entry.inline])
+        return found
+
     async def _lookup(
         self, key: str, request: Request, headers: RequestHeaders
     ) -> tuple[Any, str | None, Stale | None]:
@@ -684,7 +732,7 @@ class stream_cached(cached):  # type: ignore[misc]
         except Exception as exc:
             _read_failed(exc)
             return None, None, None
-        state = _standing(entry, token)
+        state = _standing(entry, token, time.time())
         if state is Freshness.EXPIRED:
             return None, token, None
         if state is not Freshness.FRESH:
@@ -757,12 +805,12 @@ class Stale:
     value: Any = None
 
 
-def _standing(entry: Manifest, token: str | None) -> Freshness:
-    """Where a stored response stands now; one written before its namespace was last
-    invalidated (another token) is as good as expired."""
+def _standing(entry: Manifest, token: str | None, now: float) -> Freshness:
+    """Where a stored response stands at ``now``; one written before its namespace was
+    last invalidated (another token) is as good as expired."""
     if entry.token is None or entry.token != token:
         return Freshness.EXPIRED
-    return freshness(entry.expires_at, entry.stale_rules, time.time())
+    return freshness(entry.expires_at, entry.stale_rules, now)
 
 
 def _revalidating(stale: Stale | None) -> bool:

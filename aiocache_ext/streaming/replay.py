@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 
 from starlette.responses import Response
@@ -54,16 +55,11 @@ async def replay(
     cache did: ``outcome``); ``None`` when its first segments are gone (nothing sent
     yet, so it is a miss, and the broken manifest is dropped)."""
     now = time.time()
-    marks = _marks(entry, now, options, b"STALE" if stale else b"HIT", outcome)
-    if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
-        stored = hit_headers(entry, now, options, ())
-        keep = not_modified_headers(_text(stored))
-        return Response(status_code=304, headers={**keep, **_text(marks)})
+    marks = hit_marks(entry, now, options, stale, outcome)
+    ready = ready_hit(entry, now, method, if_none_match, options, marks)
+    if ready is not None:
+        return ready
     headers = hit_headers(entry, now, options, marks)
-    if method == "HEAD":
-        return ReplayResponse(entry, headers, None, None, None)
-    if entry.inline is not None:
-        return ReplayResponse(entry, headers, None, [entry.inline], None)
     reader = SegmentReader(store, key, entry, options.read_batch)
 
     async def forget() -> None:
@@ -79,6 +75,29 @@ async def replay(
         await forget()
         return None
     return ReplayResponse(entry, headers, reader, first, forget)
+
+
+def ready_hit(
+    entry: Manifest,
+    now: float,
+    method: str,
+    if_none_match: str | None,
+    options: ReplayOptions,
+    marks: RawHeaders,
+) -> Response | None:
+    """The response for a valid entry that needs no segment read (a ``304``, a ``HEAD``,
+    an inline body), built at once, with ``marks`` (``hit_marks``); ``None``: its body
+    is in segments (``replay``)."""
+    if if_none_match is not None and if_none_match_matches(if_none_match, entry.etag):
+        stored = hit_headers(entry, now, options, ())
+        keep = not_modified_headers(_text(stored))
+        return Response(status_code=304, headers={**keep, **_text(marks)})
+    if method == "HEAD":
+        return ReplayResponse(entry, hit_headers(entry, now, options, marks), None, None, None)
+    if entry.inline is not None:
+        headers = hit_headers(entry, now, options, marks)
+        return ReplayResponse(entry, headers, None, [entry.inline], None)
+    return None
 
 
 def hit_headers(
@@ -98,13 +117,29 @@ def hit_headers(
     return headers
 
 
-def _marks(
-    manifest: Manifest, now: float, options: ReplayOptions, mark: bytes, outcome: Outcome
+def hit_headers_until(manifest: Manifest, now: float) -> float:
+    """Until when the headers a hit on ``manifest`` gets at ``now`` stay the same, and
+    it stays fresh: ``Age`` counts whole seconds since it was stored, the freshness left
+    (``Cache-Status``'s ttl, the clients' ``max-age``) whole seconds until it expires."""
+    until = manifest.stored_at + age(manifest.stored_at, now) + 1
+    expires_at = manifest.expires_at
+    if expires_at is None:
+        return until
+    return min(until, expires_at - max(0, math.floor(expires_at - now)))
+
+
+def hit_marks(
+    manifest: Manifest,
+    now: float,
+    options: ReplayOptions,
+    stale: bool = False,
+    outcome: Outcome = HIT,
 ) -> RawHeaders:
-    """The hit marker, and ``Cache-Status`` with the entry's freshness left."""
+    """The hit marker (``STALE`` when ``stale``), and ``Cache-Status`` (what the cache
+    did: ``outcome``) with the entry's freshness left."""
     marks: RawHeaders = []
     if options.marker:
-        marks.append((options.marker, mark))
+        marks.append((options.marker, b"STALE" if stale else b"HIT"))
     if options.cache_status is not None:
         left = None if manifest.expires_at is None else manifest.expires_at - now
         marks.append((b"cache-status", outcome.header(options.cache_status, left)))

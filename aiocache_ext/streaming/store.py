@@ -75,15 +75,11 @@ class SegmentStore:
         hot key costs the backend one read (and one pooled connection), not one each.
         A near tier that holds both answers at once, with nothing to share.
         """
+        found = self.held(key)
+        if found is not None:
+            return found
         built = self.key(key)
-        if not self.cache.plugins:
-            keys, encoding = [built, self._token_key], self.cache.serializer.encoding
-            raws = self.backend.held(keys, encoding)
-            if raws is None and self._local:  # nothing to bound, nothing to share
-                raws = await self.cache._multi_get(keys, encoding=encoding)
-            if raws is not None:
-                return self._loads(built, raws[0]), _text(raws[1])
-        if self._local:
+        if self._local:  # plugins to run: through aiocache's API
             return await self._lookup(key, built)
         shared = self._lookups.get(key)
         if shared is not None:
@@ -103,6 +99,22 @@ class SegmentStore:
             return found
         finally:
             del self._lookups[key]
+
+    def held_keys(self, key: str) -> list[Any]:
+        """The built keys ``held(key)`` reads: the entry's, the namespace token's."""
+        return [self.key(key), self._token_key]
+
+    def held(self, key: str) -> tuple[Any, str | None] | None:
+        """``lookup(key)`` when this process holds the answer (in-process memory, a near
+        tier), read without awaiting anything; ``None``: it must be read from the
+        backend (or through plugins, which are awaited)."""
+        if self.cache.plugins:
+            return None
+        keys = self.held_keys(key)
+        raws = self.backend.held(keys, self.cache.serializer.encoding)
+        if raws is None:
+            return None
+        return self._loads(keys[0], raws[0]), _text(raws[1])
 
     async def _lookup(self, key: str, built: Any) -> tuple[Any, str | None]:
         if self.cache.plugins:

@@ -1,0 +1,92 @@
+"""Hits a route already answered, answered again without being worked out again.
+
+A fresh hit on a record this process holds (in-process memory, a near tier) is prepared
+once: its headers, its body, or its plain value. It is answered again as long as the
+backend still holds the very objects it was prepared from (nothing was written, deleted,
+expired or invalidated since: any of these replaces or drops them) and its headers still
+hold (``Age`` and the freshness left count whole seconds: ``hit_headers_until``). No
+I/O: the backend is asked only what it holds (``Backend.held_raw``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from ..backends.adapter import Backend
+from .format import Manifest
+from .responses import RawHeaders, ReplayResponse
+
+#: What the prepared hits of one route may keep alive, in bytes of the records they were
+#: prepared from (a near tier's evicted values among them).
+BUDGET = 256 * 1024
+
+
+class _Hot(NamedTuple):
+    keys: Sequence[Any]  # the built keys of the record and of the namespace token
+    raws: list[Any]  # what the backend held under them when the hit was prepared
+    until: float  # when its headers change, or its entry stops being fresh
+    manifest: Manifest | None  # None: a plain value
+    headers: tuple[tuple[bytes, bytes], ...]
+    answer: Any  # the body (a list of one inline body), or the plain value
+
+
+class HotHits:
+    """The prepared hits of one route, by key."""
+
+    def __init__(self, backend: Backend, budget: int = BUDGET) -> None:
+        self._backend = backend
+        self._budget = budget
+        self._hits: dict[str, _Hot] = {}
+        self._nbytes = 0
+
+    def answer(self, key: str, now: float) -> Any:
+        """The prepared hit for ``key`` (a new ``ReplayResponse`` or the plain value),
+        ``None`` when there is none still good at ``now``."""
+        hot = self._hits.get(key)
+        if hot is None or now >= hot.until:
+            return None
+        raws = self._backend.held_raw(hot.keys)
+        if raws is None or raws[0] is not hot.raws[0] or raws[1] is not hot.raws[1]:
+            return None
+        if hot.manifest is None:
+            return hot.answer
+        # The list is the response's own: middleware and FastAPI add to it.
+        return ReplayResponse(hot.manifest, list(hot.headers), None, hot.answer, None)
+
+    def keep_response(
+        self,
+        key: str,
+        keys: Sequence[Any],
+        until: float,
+        manifest: Manifest,
+        headers: RawHeaders,
+        body: list[bytes],
+    ) -> None:
+        """Prepare a response to ``manifest`` (``headers``, its inline ``body``), read
+        under built ``keys``, its headers good until ``until``."""
+        self._keep(key, _Hot(keys, [], until, manifest, tuple(headers), body))
+
+    def keep_value(self, key: str, keys: Sequence[Any], until: float | None, value: Any) -> None:
+        """Prepare a plain value read under built ``keys``, fresh until ``until``."""
+        self._keep(key, _Hot(keys, [], math.inf if until is None else until, None, (), value))
+
+    def _keep(self, key: str, hot: _Hot) -> None:
+        raws = self._backend.held_raw(hot.keys)  # the objects it was just prepared from
+        if raws is None:
+            return
+        old = self._hits.pop(key, None)
+        if old is not None:
+            self._nbytes -= _size(old.raws)
+        size = _size(raws)
+        if self._nbytes + size > self._budget:  # rarely: start again
+            self._hits.clear()
+            self._nbytes = 0
+        if size <= self._budget:
+            self._hits[key] = hot._replace(raws=raws)
+            self._nbytes += size
+
+
+def _size(raws: list[Any]) -> int:
+    return sum(len(raw) if isinstance(raw, (str, bytes)) else 64 for raw in raws)
