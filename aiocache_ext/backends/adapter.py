@@ -119,8 +119,7 @@ class MemoryBackend(Backend):
 
     def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
         """Everything is held: a key this process does not have is absent."""
-        values = self.cache._cache
-        return [values.get(key) for key in keys]
+        return list(map(self.cache._cache.get, keys))
 
     async def delete_prefix(self, prefix: Any, step: Step = as_is) -> int:
         matching = [k for k in list(self.cache._cache) if _starts_with(k, prefix)]

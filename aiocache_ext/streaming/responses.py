@@ -166,9 +166,11 @@ class ReplayResponse(Response):
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         if self._reader is None:  # HEAD, an inline body or an empty one: one message
-            body = b"".join(self._first) if self._first else b""
+            first = self._first
+            body = (first[0] if len(first) == 1 else b"".join(first)) if first else b""
             await send({"type": "http.response.body", "body": body, "more_body": False})
-            await self._run_background()
+            if self.background is not None:
+                await self.background()
             return
         try:
             async for segment in self._reader.stream(self._first or []):
