@@ -8,7 +8,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from aiocache import Cache, cached
 from aiocache.base import SENTINEL
@@ -235,7 +235,7 @@ class stream_cached(cached):  # type: ignore[misc]
         aiocache_wait_for_write: bool = True,
         **kwargs: Any,
     ) -> Any:
-        """Policy, lookup, lead or follow a concurrent miss, call, store."""
+        """Policy, then a fresh hit this process holds, at once; else ``_serve``."""
         request = take_request(args, kwargs, *self._request_param)
         sub_response = take(kwargs, *self._response_param)  # FastAPI's, for plain values
         if not isinstance(request, Request):  # a plain function call: a plain value
@@ -248,13 +248,21 @@ class stream_cached(cached):  # type: ignore[misc]
         gzip = self.compress and accepts("gzip", headers.accept_encoding)
         key = self._key(f, args, kwargs, request, headers, gzip)
         read = cache_read and policy.read.ok
-        write = cache_write and policy.write.ok and method == "GET"
-
-        token, stale, hit = None, None, "hit"
         if read:
             found = self._held(key, method, headers)
             if found is not None:
-                return self._told(sub_response, request, found, hit, HIT)
+                return self._told(sub_response, request, found, "hit", HIT)
+        write = cache_write and policy.write.ok and method == "GET"
+        asked = _Asked(request, sub_response, headers, policy, key, gzip, read, write)
+        return await self._serve(f, args, kwargs, asked)
+
+    async def _serve(
+        self, f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], asked: _Asked
+    ) -> Any:
+        """Lookup, lead or follow a concurrent miss, call, store."""
+        request, sub_response, headers, policy, key, gzip, read, write = asked
+        token, stale, hit = None, None, "hit"
+        if read:
             found, token, stale = await self._lookup(key, request, headers)
             if (
                 found is None
@@ -326,9 +334,9 @@ class stream_cached(cached):  # type: ignore[misc]
                 result.raw_headers.extend(extra)
                 return self._told(sub_response, request, result, *_forwarded(why))
             extra = miss_headers(result, self._entry_ttl, self.replay_options, None)
-            stored = self._storing(result, key, request, token, gzip, end_flight, extra, why)
+            storing = self._storing(result, key, request, token, gzip, end_flight, extra, why)
             end_flight = _no_flight  # the response ends it once its entry is stored or not
-            return stored
+            return storing
         finally:
             await ended(end_flight)
 
@@ -581,6 +589,8 @@ class stream_cached(cached):  # type: ignore[misc]
             await ended(end)
 
     def _policy(self, request: Request, method: str, headers: RequestHeaders) -> RequestPolicy:
+        if not (headers.cache_control or headers.pragma or headers.authorization):
+            return request_policy(method)  # the usual request: nothing to weigh
         honor = self.rules.honor_request_cache_control
         honored = honor is True or (honor is not False and self._honors_cache_control(request))
         return request_policy(
@@ -793,6 +803,21 @@ class stream_cached(cached):  # type: ignore[misc]
             log_once(logger, "plain-refused", "unsigned plain value refused, miss key=%s", key)
             return None, None
         return entry, None
+
+
+class _Asked(NamedTuple):
+    """What a request asks of the cache: its ``request`` (FastAPI's ``sub_response``),
+    the headers and policy the cache acts on, its ``key``, and whether the cache is to
+    answer it gzipped, may ``read`` an entry, may ``write`` one."""
+
+    request: Request
+    sub_response: Response | None
+    headers: RequestHeaders
+    policy: RequestPolicy
+    key: str
+    gzip: bool
+    read: bool
+    write: bool
 
 
 @dataclasses.dataclass(frozen=True)
