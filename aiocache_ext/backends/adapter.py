@@ -27,7 +27,7 @@ from aiocache.base import BaseCache
 from ..backend_keys import MEMCACHED_MAX_KEY_BYTES, fit
 from ..streaming.format import SEGMENT_GRACE, is_segment_key
 from ..ttl import memcached_expiry
-from .near_tier import LocalTier
+from .near_tier import LocalTier, decoded
 
 T = TypeVar("T")
 Step = Callable[[Awaitable[Any]], Awaitable[Any]]
@@ -84,17 +84,17 @@ class Backend:
         prefix_bytes = len(prefix.encode() if isinstance(prefix, str) else prefix)
         return functools.partial(fit, prefix_bytes=prefix_bytes, limit=limit)
 
-    def held(self, keys: Sequence[Any], encoding: str | None) -> list[Any] | None:
-        """The values of built ``keys`` when this process holds them all (in-process
-        memory, a near tier), read without a round trip or an ``await``; ``None``: read
-        them from the backend."""
-        return self.held_raw(keys)
-
     def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
-        """``held``'s values as this process keeps them: the very same objects from one
-        read to the next until the key is written, deleted, expires or is invalidated,
-        so what was prepared from them stays good while they are the ones held."""
+        """The values of built ``keys`` when this process holds them all (in-process
+        memory, a near tier), read without a round trip or an ``await``, as it keeps
+        them: the very same objects from one read to the next until the key is written,
+        deleted, expires or is invalidated (so what was prepared from them stays good
+        while they are the ones held). ``None``: read them from the backend."""
         return None
+
+    def decoded(self, raws: list[Any], encoding: str | None) -> list[Any]:
+        """``held_raw``'s values as a read with ``encoding`` returns them."""
+        return raws
 
     async def ping(self) -> None:
         await self.cache._exists(self.cache.build_key("aiocache_ext:probe"))
@@ -228,11 +228,11 @@ class NearBackend(Backend):
         self.remote = backend_of(cache.remote)
         self.max_key_bytes = self.remote.max_key_bytes
 
-    def held(self, keys: Sequence[Any], encoding: str | None) -> list[Any] | None:
-        return self.cache.held(keys, encoding)  # type: ignore[no-any-return]
-
     def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
         return self.cache.held_raw(keys)  # type: ignore[no-any-return]
+
+    def decoded(self, raws: list[Any], encoding: str | None) -> list[Any]:
+        return decoded(raws, encoding)
 
     @property
     def pool(self) -> tuple[Any, int] | None:

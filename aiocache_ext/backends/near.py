@@ -11,7 +11,7 @@ from aiocache.serializers import JsonSerializer
 from .. import events
 from .._config import build
 from ..ttl import parse_ttl
-from .near_tier import ABSENT, LocalTier
+from .near_tier import ABSENT, LocalTier, decoded
 from .tracking import ClusterLinks, InvalidationLink
 
 MiB = 1024 * 1024
@@ -114,17 +114,17 @@ class NearCache(BaseCache):  # type: ignore[misc]
         key known to be absent), read without a round trip: no timeout to arm, no pooled
         connection to wait for. ``None`` when one of them must be read from Redis."""
         values = self.held_raw(keys)
-        return None if values is None else _decoded(values, encoding)
+        return None if values is None else decoded(values, encoding)
 
     def held_raw(self, keys: Sequence[Any]) -> list[Any] | None:
-        """``held``'s values as the tier keeps them (``bytes``, not decoded)."""
+        """``held``'s values as the tier keeps them (``bytes``, not decoded). Tells a
+        ``near_hit``; a miss is told by the read that then goes to Redis."""
         if not self.link.ready:
             return None
         tier, values = self.tier, []
         for key in keys:
             found = tier.get(key)
             if found is None:
-                events.emit("near_miss", cache=self.namespace or "default")
                 return None
             values.append(None if found is ABSENT else found)
         events.emit("near_hit", cache=self.namespace or "default")
@@ -135,6 +135,7 @@ class NearCache(BaseCache):  # type: ignore[misc]
         held = self.held(keys, encoding)
         if held is not None:
             return held
+        events.emit("near_miss", cache=self.namespace or "default")
         tier, ready = self.tier, self.link.ready
         values: list[Any] = [None] * len(keys)
         missing = []
@@ -156,7 +157,7 @@ class NearCache(BaseCache):  # type: ignore[misc]
             values[index] = raw
             if ticket is not None:
                 tier.fill(key, ticket, ABSENT if raw is None else raw, self._keep(ttl))
-        return _decoded(values, encoding)
+        return decoded(values, encoding)
 
     def _keep(self, pttl: int) -> float:
         """How long to keep a value near: ``local_ttl``, capped by the key's remaining
@@ -219,9 +220,3 @@ class NearCache(BaseCache):  # type: ignore[misc]
     async def _close(self, *args: Any, **kwargs: Any) -> None:
         await self.link.stop()
         await self.remote.close()
-
-
-def _decoded(values: list[Any], encoding: str | None) -> list[Any]:
-    if encoding is None:
-        return values
-    return [v.decode(encoding) if isinstance(v, bytes) else v for v in values]

@@ -95,3 +95,10 @@ class LocalTier:
 
 def _size(key: Hashable) -> int:
     return len(key) if isinstance(key, (str, bytes)) else 64
+
+
+def decoded(values: list[Any], encoding: str | None) -> list[Any]:
+    """Raw values as a read with ``encoding`` returns them (``None``: bytes as they are)."""
+    if encoding is None:
+        return values
+    return [v.decode(encoding) if isinstance(v, bytes) else v for v in values]

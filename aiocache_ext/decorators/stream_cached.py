@@ -712,21 +712,21 @@ class stream_cached(cached):  # type: ignore[misc]
             return None
         if held is None:
             return None
-        entry, token = held
+        entry = held.entry
         if not isinstance(entry, Manifest):
             value = self._plain(entry, key)[0]
             if plain and value is not None:
                 until = entry.expires_at if isinstance(entry, StaleValue) else None
-                self._hot.keep_value(key, self._store.held_keys(key), until, value)
+                self._hot.keep_value(key, held, until, value)
             return value
-        if _standing(entry, token, now) is not Freshness.FRESH:
+        if _standing(entry, held.token, now) is not Freshness.FRESH:
             return None
         options = self.replay_options
         marks = hit_marks(entry, now, options)
         found = ready_hit(entry, now, method, headers.if_none_match, options, marks)
         if plain and found is not None and entry.inline is not None:
-            keys, until = self._store.held_keys(key), hit_headers_until(entry, now)
-            self._hot.keep_response(key, keys, until, entry, found.raw_headers, [entry.inline])
+            until = hit_headers_until(entry, now)
+            self._hot.keep_response(key, held, until, found.raw_headers, [entry.inline])
         return found
 
     async def _lookup(

@@ -11,12 +11,12 @@ I/O: the backend is asked only what it holds (``Backend.held_raw``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ..backends.adapter import Backend
 from .format import Manifest
 from .responses import RawHeaders, ReplayResponse
+from .store import Held
 
 #: What the prepared hits of one route may keep alive, in bytes of the records they were
 #: prepared from (a near tier's evicted values among them).
@@ -24,7 +24,7 @@ BUDGET = 256 * 1024
 
 
 class _Hot(NamedTuple):
-    keys: Sequence[Any]  # the built keys of the record and of the namespace token
+    keys: list[Any]  # the built keys of the record and of the namespace token
     raws: list[Any]  # what the backend held under them when the hit was prepared
     until: float  # when its headers change, or its entry stops being fresh
     manifest: Manifest | None  # None: a plain value
@@ -56,35 +56,27 @@ class HotHits:
         return ReplayResponse(hot.manifest, list(hot.headers), None, hot.answer, None)
 
     def keep_response(
-        self,
-        key: str,
-        keys: Sequence[Any],
-        until: float,
-        manifest: Manifest,
-        headers: RawHeaders,
-        body: list[bytes],
+        self, key: str, held: Held, until: float, headers: RawHeaders, body: list[bytes]
     ) -> None:
-        """Prepare a response to ``manifest`` (``headers``, its inline ``body``), read
-        under built ``keys``, its headers good until ``until``."""
-        self._keep(key, _Hot(keys, [], until, manifest, tuple(headers), body))
+        """Prepare a response to the manifest ``held`` (``headers``, its inline ``body``),
+        its headers good until ``until``."""
+        self._keep(key, _Hot(held.keys, held.raws, until, held.entry, tuple(headers), body))
 
-    def keep_value(self, key: str, keys: Sequence[Any], until: float | None, value: Any) -> None:
-        """Prepare a plain value read under built ``keys``, fresh until ``until``."""
-        self._keep(key, _Hot(keys, [], math.inf if until is None else until, None, (), value))
+    def keep_value(self, key: str, held: Held, until: float | None, value: Any) -> None:
+        """Prepare the plain ``value`` of ``held``, fresh until ``until``."""
+        until = math.inf if until is None else until
+        self._keep(key, _Hot(held.keys, held.raws, until, None, (), value))
 
     def _keep(self, key: str, hot: _Hot) -> None:
-        raws = self._backend.held_raw(hot.keys)  # the objects it was just prepared from
-        if raws is None:
-            return
         old = self._hits.pop(key, None)
         if old is not None:
             self._nbytes -= _size(old.raws)
-        size = _size(raws)
+        size = _size(hot.raws)
         if self._nbytes + size > self._budget:  # rarely: start again
             self._hits.clear()
             self._nbytes = 0
         if size <= self._budget:
-            self._hits[key] = hot._replace(raws=raws)
+            self._hits[key] = hot
             self._nbytes += size
 
 

@@ -16,7 +16,7 @@ import functools
 import math
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from aiocache.base import BaseCache
 
@@ -28,6 +28,17 @@ from .format import SEGMENT_GRACE, Manifest, StaleValue, VaryIndex, is_record, p
 from .integrity import PLAIN, Integrity
 
 T = TypeVar("T")
+
+
+class Held(NamedTuple):
+    """A lookup this process answered from what it holds: the ``entry`` and the namespace
+    ``token``, and the built ``keys`` they were read under with the ``raws`` held there
+    (``Backend.held_raw``: the same objects until the keys change)."""
+
+    entry: Any
+    token: str | None
+    keys: list[Any]
+    raws: list[Any]
 
 
 class SegmentStore:
@@ -75,9 +86,9 @@ class SegmentStore:
         hot key costs the backend one read (and one pooled connection), not one each.
         A near tier that holds both answers at once, with nothing to share.
         """
-        found = self.held(key)
-        if found is not None:
-            return found
+        held = self.held(key)
+        if held is not None:
+            return held.entry, held.token
         built = self.key(key)
         if self._local:  # plugins to run: through aiocache's API
             return await self._lookup(key, built)
@@ -100,21 +111,18 @@ class SegmentStore:
         finally:
             del self._lookups[key]
 
-    def held_keys(self, key: str) -> list[Any]:
-        """The built keys ``held(key)`` reads: the entry's, the namespace token's."""
-        return [self.key(key), self._token_key]
-
-    def held(self, key: str) -> tuple[Any, str | None] | None:
+    def held(self, key: str) -> Held | None:
         """``lookup(key)`` when this process holds the answer (in-process memory, a near
         tier), read without awaiting anything; ``None``: it must be read from the
         backend (or through plugins, which are awaited)."""
         if self.cache.plugins:
             return None
-        keys = self.held_keys(key)
-        raws = self.backend.held(keys, self.cache.serializer.encoding)
+        keys = [self.key(key), self._token_key]
+        raws = self.backend.held_raw(keys)
         if raws is None:
             return None
-        return self._loads(keys[0], raws[0]), _text(raws[1])
+        values = self.backend.decoded(raws, self.cache.serializer.encoding)
+        return Held(self._loads(keys[0], values[0]), _text(values[1]), keys, raws)
 
     async def _lookup(self, key: str, built: Any) -> tuple[Any, str | None]:
         if self.cache.plugins:

@@ -23,7 +23,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from aiocache_ext import FallbackCache, NearCache, RedisCache, State, invalidate, stream_cached
+from aiocache_ext import (
+    FallbackCache,
+    NearCache,
+    RedisCache,
+    State,
+    events,
+    invalidate,
+    stream_cached,
+)
 from aiocache_ext.backends.tracking import ClusterLinks
 
 from ..helpers import client_for, state_of
@@ -186,9 +194,15 @@ async def test_stream_cached_hits_cost_redis_nothing_and_invalidation_reaches_th
             assert (await a.get("/")).json() == {"calls": 1}
             assert (await b.get("/")).headers["x-cache"] == "HIT"
             redis.Redis(host=server.host, port=server.port).config_resetstat()
-            for _ in range(20):
-                assert (await b.get("/")).json() == {"calls": 1}
+            tally = events.Tally()
+            unsubscribe = events.subscribe(tally)
+            try:
+                for _ in range(20):
+                    assert (await b.get("/")).json() == {"calls": 1}
+            finally:
+                unsubscribe()
             assert reads(server) == 0
+            assert tally.near == {("near", "hit"): 20}  # one per request, none twice
             # a's endpoint stores the entry again; then a's invalidation drops it
             await a.get("/", headers={"cache-control": "no-cache"})
             await eventually(lambda: _json(b.get("/")), {"calls": 2})
