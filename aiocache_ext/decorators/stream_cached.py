@@ -353,8 +353,7 @@ class stream_cached(cached):  # type: ignore[misc]
         listeners; a plain value's marker and ``Cache-Status`` (``how``) on FastAPI's
         sub-response, whose headers FastAPI adds to the response it builds (a
         ``Response`` carries its own)."""
-        if events.listening():  # ``_tell``, inlined: every hit comes here
-            events.tell(self._event(request.scope, kind, reason))
+        self._tell(request.scope, kind, reason)
         if sub_response is None or isinstance(result, Response):
             return result
         options = self.replay_options
