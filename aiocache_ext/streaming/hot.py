@@ -19,7 +19,8 @@ from .responses import RawHeaders, ReplayResponse
 from .store import Held
 
 #: What the prepared hits of one route may keep alive, in bytes of the records they were
-#: prepared from (a near tier's evicted values among them).
+#: prepared from (a near tier's evicted values among them). Only records kept as text or
+#: bytes are prepared: their size is known.
 BUDGET = 256 * 1024
 
 
@@ -68,6 +69,10 @@ class HotHits:
         self._keep(key, _Hot(held.keys, held.raws, until, None, (), value))
 
     def _keep(self, key: str, hot: _Hot) -> None:
+        # An object kept in memory as it is has no known size: what a prepared hit kept
+        # alive after it was replaced could be any size.
+        if not all(isinstance(raw, (str, bytes)) for raw in hot.raws):
+            return
         old = self._hits.pop(key, None)
         if old is not None:
             self._nbytes -= _size(old.raws)
@@ -81,4 +86,4 @@ class HotHits:
 
 
 def _size(raws: list[Any]) -> int:
-    return sum(len(raw) if isinstance(raw, (str, bytes)) else 64 for raw in raws)
+    return sum(len(raw) for raw in raws)
