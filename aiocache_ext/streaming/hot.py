@@ -14,23 +14,30 @@ import math
 from typing import Any, NamedTuple
 
 from ..backends.adapter import Backend
-from .format import Manifest
+from .format import Manifest, StaleValue, VaryIndex
 from .responses import RawHeaders, ReplayResponse
 from .store import Held
 
 #: What the prepared hits of one route may keep alive, in bytes of the records they were
-#: prepared from (a near tier's evicted values among them). Only records kept as text or
-#: bytes are prepared: their size is known.
+#: prepared from (a near tier's evicted values among them).
 BUDGET = 256 * 1024
+
+#: What a route's entry or a record of it is kept as in memory, never a plain value.
+_RECORDS = (str, bytes, bytearray, Manifest, VaryIndex, StaleValue)
+
+#: The answer of a plain value memory keeps as the object itself: that object, whichever
+#: it is now. Nothing of it is kept here (it could be any size, and replaced): only
+#: where to look.
+_HELD_OBJECT: Any = object()
 
 
 class _Hot(NamedTuple):
     keys: list[Any]  # the built keys of the record and of the namespace token
-    raws: list[Any]  # what the backend held under them when the hit was prepared
+    raws: list[Any]  # what the backend held under them when the hit was prepared (if sized)
     until: float  # when its headers change, or its entry stops being fresh
     manifest: Manifest | None  # None: a plain value
     headers: tuple[tuple[bytes, bytes], ...]
-    answer: Any  # the body (a list of one inline body), or the plain value
+    answer: Any  # the body (a list of one inline body), the plain value, or _HELD_OBJECT
 
 
 class HotHits:
@@ -49,7 +56,12 @@ class HotHits:
         if hot is None or now >= hot.until:
             return None
         raws = self._backend.held_raw(hot.keys)
-        if raws is None or raws[0] is not hot.raws[0] or raws[1] is not hot.raws[1]:
+        if raws is None:
+            return None
+        if hot.answer is _HELD_OBJECT:
+            raw = raws[0]
+            return None if raw is None or isinstance(raw, _RECORDS) else raw
+        if raws[0] is not hot.raws[0] or raws[1] is not hot.raws[1]:
             return None
         if hot.manifest is None:
             return hot.answer
@@ -61,18 +73,18 @@ class HotHits:
     ) -> None:
         """Prepare a response to the manifest ``held`` (``headers``, its inline ``body``),
         its headers good until ``until``."""
-        self._keep(key, _Hot(held.keys, held.raws, until, held.entry, tuple(headers), body))
+        if _sized(held.raws):
+            self._keep(key, _Hot(held.keys, held.raws, until, held.entry, tuple(headers), body))
 
     def keep_value(self, key: str, held: Held, until: float | None, value: Any) -> None:
         """Prepare the plain ``value`` of ``held``, fresh until ``until``."""
         until = math.inf if until is None else until
-        self._keep(key, _Hot(held.keys, held.raws, until, None, (), value))
+        if _sized(held.raws):
+            self._keep(key, _Hot(held.keys, held.raws, until, None, (), value))
+        elif value is held.raws[0]:  # the object memory keeps, as it keeps it
+            self._keep(key, _Hot(held.keys, [], until, None, (), _HELD_OBJECT))
 
     def _keep(self, key: str, hot: _Hot) -> None:
-        # An object kept in memory as it is has no known size: what a prepared hit kept
-        # alive after it was replaced could be any size.
-        if not all(isinstance(raw, (str, bytes)) for raw in hot.raws):
-            return
         old = self._hits.pop(key, None)
         if old is not None:
             self._nbytes -= _size(old.raws)
@@ -85,5 +97,11 @@ class HotHits:
             self._nbytes += size
 
 
+def _sized(raws: list[Any]) -> bool:
+    """Whether every record is text or bytes. An object kept in memory as it is has no
+    known size: what a prepared hit kept alive after it was replaced could be any size."""
+    return all(isinstance(raw, (str, bytes)) for raw in raws)
+
+
 def _size(raws: list[Any]) -> int:
-    return sum(len(raw) for raw in raws)
+    return sum(len(raw) for raw in raws) if raws else 64  # nothing held: the key's slot

@@ -1,6 +1,6 @@
 """Prepared hits as logic over what a backend holds (a dict here): answered while the
 very same records are held, never past their time, and never keeping alive more than
-their budget, nor any object whose size is unknown."""
+their budget, nor any object memory keeps as it is."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from aiocache import Cache
 
 from aiocache_ext.backends.adapter import MemoryBackend
+from aiocache_ext.streaming.format import StaleValue
 from aiocache_ext.streaming.hot import HotHits
 from aiocache_ext.streaming.store import Held
 
@@ -32,11 +33,23 @@ def test_a_value_is_answered_while_the_same_records_are_held_and_fresh() -> None
     assert hot.answer("k", 99.0) is None
 
 
-def test_an_object_of_unknown_size_is_never_kept() -> None:
+def test_an_object_memory_keeps_as_it_is_is_never_kept_alive_here() -> None:
     memory = Cache(Cache.MEMORY)
     hot = HotHits(MemoryBackend(memory))
-    hot.keep_value("k", held(memory, "b:k", {"big": "object"}), until=None, value="value")
+    value = {"big": "object"}
+    hot.keep_value("k", held(memory, "b:k", value), until=None, value=value)
+    assert hot.answer("k", 0.0) is value
+    assert hot._hits["k"].raws == []  # nothing of it held here
+    replaced = {"other": "object"}
+    memory._cache["b:k"] = replaced
+    assert hot.answer("k", 0.0) is replaced  # whatever memory holds now, as a lookup finds
+    memory._cache["b:k"] = StaleValue(b"{}", 0.0, 1.0, 0.0, 0.0)  # a record: the lookup's
     assert hot.answer("k", 0.0) is None
+    del memory._cache["b:k"]
+    assert hot.answer("k", 0.0) is None
+    other = {"x": 1}  # not what the lookup gave (a serializer's own object): not prepared
+    hot.keep_value("j", held(memory, "b:j", other), until=None, value=dict(other))
+    assert hot.answer("j", 0.0) is None
 
 
 def test_what_is_kept_alive_stays_within_the_budget() -> None:
