@@ -43,7 +43,7 @@ from ..streaming.replay import (
     replay,
 )
 from ..streaming.responses import RawHeaders, StoringResponse, storable_check
-from ..streaming.store import SegmentStore
+from ..streaming.store import Held, SegmentStore
 from ..streaming.writer import StreamWriter
 from ..ttl import parse_ttl, parse_window
 from ._key_scope import varied_headers
@@ -248,22 +248,23 @@ class stream_cached(cached):  # type: ignore[misc]
         gzip = self.compress and accepts("gzip", headers.accept_encoding)
         key = self._key(f, args, kwargs, request, headers, gzip)
         read = cache_read and policy.read.ok
+        held = None
         if read:
-            found = self._held(key, method, headers)
+            found, held = self._held(key, method, headers)
             if found is not None:
                 return self._told(sub_response, request, found, "hit", HIT)
         write = cache_write and policy.write.ok and method == "GET"
-        asked = _Asked(request, sub_response, headers, policy, key, gzip, read, write)
+        asked = _Asked(request, sub_response, headers, policy, key, gzip, read, write, held)
         return await self._serve(f, args, kwargs, asked)
 
     async def _serve(
         self, f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], asked: _Asked
     ) -> Any:
         """Lookup, lead or follow a concurrent miss, call, store."""
-        request, sub_response, headers, policy, key, gzip, read, write = asked
+        request, sub_response, headers, policy, key, gzip, read, write, held = asked
         token, stale, hit = None, None, "hit"
         if read:
-            found, token, stale = await self._lookup(key, request, headers)
+            found, token, stale = await self._lookup(key, request, headers, held)
             if (
                 found is None
                 and not _revalidating(stale)
@@ -693,49 +694,51 @@ class stream_cached(cached):  # type: ignore[misc]
             log_once(logger, "honor-callable", "honor_request_cache_control raised: %r", exc)
             return False
 
-    def _held(self, key: str, method: str, headers: RequestHeaders) -> Any:
+    def _held(self, key: str, method: str, headers: RequestHeaders) -> tuple[Any, Held | None]:
         """A fresh hit this process holds (in-process memory, a near tier), answered
         without awaiting anything: an inline body, a ``304``, a ``HEAD``, a plain value;
-        a plain ``GET``'s is prepared once (``HotHits``). ``None``: ``_lookup`` decides
-        (a miss; a stale or varied entry; a body in segments; an entry to read from the
-        backend, or to refuse, which it logs)."""
+        a plain ``GET``'s is prepared once (``HotHits``). Else ``None``, and what was
+        read, for ``_lookup`` to decide from (a miss; a stale or varied entry; a body in
+        segments), or ``None`` when it has to read (from the backend; an entry to refuse,
+        which it logs)."""
         now = time.time()
         plain = method == "GET" and headers.if_none_match is None
         if plain:
             found = self._hot.answer(key, now)
             if found is not None:
-                return found
+                return found, None
         try:
             held = self._store.held(key)
         except Exception:
-            return None
+            return None, None
         if held is None:
-            return None
+            return None, None
         entry = held.entry
         if not isinstance(entry, Manifest):
             value = self._plain(entry, key)[0]
             if plain and value is not None:
                 until = entry.expires_at if isinstance(entry, StaleValue) else None
                 self._hot.keep_value(key, held, until, value)
-            return value
+            return value, held
         if _standing(entry, held.token, now) is not Freshness.FRESH:
-            return None
+            return None, held
         options = self.replay_options
         marks = hit_marks(entry, now, options)
         found = ready_hit(entry, now, method, headers.if_none_match, options, marks)
         if plain and found is not None and entry.inline is not None:
             until = hit_headers_until(entry, now)
             self._hot.keep_response(key, held, until, found.raw_headers, [entry.inline])
-        return found
+        return found, held
 
     async def _lookup(
-        self, key: str, request: Request, headers: RequestHeaders
+        self, key: str, request: Request, headers: RequestHeaders, held: Held | None = None
     ) -> tuple[Any, str | None, Stale | None]:
         """A response (or plain value) for a fresh hit, ``None`` otherwise; the namespace
         token read with it (``None`` when there is none or the read failed); and the
-        entry when it is stale but may still be served. Never raises."""
+        entry when it is stale but may still be served. Never raises. ``held``: what
+        ``_held`` already read under ``key``, not read again."""
         try:
-            entry, manifest_key, token = await self._entry(key, request)
+            entry, manifest_key, token = await self._entry(key, request, held)
             if not isinstance(entry, Manifest):
                 found, stale = self._plain(entry, key)
                 return found, token, stale
@@ -753,11 +756,14 @@ class stream_cached(cached):  # type: ignore[misc]
         )  # fmt: skip
         return found, token, None
 
-    async def _entry(self, key: str, request: Request) -> tuple[Any, str, str | None]:
+    async def _entry(
+        self, key: str, request: Request, held: Held | None = None
+    ) -> tuple[Any, str, str | None]:
         """What is stored under ``key`` (this request's variant when the endpoint said
         ``Vary``: ``None`` if it has none), the key it is under, and the namespace token
-        read with it. Raises what the backend or the record's check raises."""
-        entry, token = await self._store.lookup(key)
+        read with it (or ``held`` already). Raises what the backend or the record's check
+        raises."""
+        entry, token = (held.entry, held.token) if held else await self._store.lookup(key)
         if not isinstance(entry, VaryIndex):
             return entry, key, token
         manifest_key = key + vary_part(request, entry.names)
@@ -817,6 +823,7 @@ class _Asked(NamedTuple):
     gzip: bool
     read: bool
     write: bool
+    held: Held | None  # what ``_held`` read, for ``_lookup`` not to read it again
 
 
 @dataclasses.dataclass(frozen=True)

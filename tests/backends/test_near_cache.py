@@ -20,7 +20,7 @@ from aiocache import Cache
 from redis.asyncio.cluster import RedisCluster
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from aiocache_ext import (
@@ -213,6 +213,34 @@ async def test_stream_cached_hits_cost_redis_nothing_and_invalidation_reaches_th
     finally:
         await cache_a.close()
         await cache_b.close()
+
+
+async def test_each_read_the_tier_answers_is_told_once(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    """A body kept in segments: every hit reads the manifest, then the segments, each
+    answered by the tier (told once each, not once more for the first look)."""
+    cache = near(redis_factory())
+
+    @stream_cached(cache=cache, ttl=60, key="big", inline_size=0, segment_size=1024)
+    async def big(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("x" * 3000)
+
+    try:
+        await ready(cache)
+        async with client_for(Starlette(routes=[Route("/", big)])) as client:
+            await client.get("/")
+            assert (await client.get("/")).headers["x-cache"] == "HIT"  # the tier filled
+            tally = events.Tally()
+            unsubscribe = events.subscribe(tally)
+            try:
+                hits = [await client.get("/") for _ in range(5)]
+            finally:
+                unsubscribe()
+        assert all(h.headers["x-cache"] == "HIT" and h.text == "x" * 3000 for h in hits)
+        assert tally.near == {("near", "hit"): 10}  # 5 x (manifest, segments)
+    finally:
+        await cache.close()
 
 
 async def _json(response: Awaitable[httpx.Response]) -> Any:
